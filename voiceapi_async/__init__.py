@@ -1,0 +1,64 @@
+"""An asyncio client for the Voice API call-log and recording reports.
+
+Only the names in ``__all__`` are public; everything else may change.
+"""
+
+from voiceapi_async._convert import VoiceConverter, make_converter
+from voiceapi_async._errors import (
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PagingError,
+    PermissionDeniedError,
+    RateLimitError,
+    RecordError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+    ValidationError,
+    VoiceAPIError,
+)
+from voiceapi_async._models import (
+    Call,
+    CallStatus,
+    HangupBy,
+    Page,
+    Record,
+    Recording,
+    Report,
+    Shape,
+    Window,
+)
+from voiceapi_async._protocol import AuthMode
+from voiceapi_async._windows import plan_windows, split_window
+
+__all__ = [
+    "APIStatusError",
+    "AuthMode",
+    "AuthenticationError",
+    "Call",
+    "CallStatus",
+    "HangupBy",
+    "NotFoundError",
+    "Page",
+    "PagingError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Record",
+    "RecordError",
+    "Recording",
+    "Report",
+    "RequestTimeoutError",
+    "ResponseFormatError",
+    "ServerError",
+    "Shape",
+    "TransportError",
+    "ValidationError",
+    "VoiceAPIError",
+    "VoiceConverter",
+    "Window",
+    "make_converter",
+    "plan_windows",
+    "split_window",
+]

@@ -1,0 +1,348 @@
+"""The one cattrs converter: wire JSON in, typed records out, and back again.
+
+Every wire-format rule lives here, not on the models: ``HH:MM:SS`` durations
+(hours may exceed 23) or plain seconds, decimal charges, numeric-string pulses,
+naive timestamps read in the account's time zone, open enums, and unknown keys
+kept in ``extra``. Structuring uses cattrs' generated code with fast hooks; the
+slow, detailed path runs only to explain a failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar, cast
+
+import attrs
+import pendulum
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.orjson import OrjsonConverter, configure_converter
+
+from voiceapi_async._errors import RecordError
+from voiceapi_async._models import Call, CallStatus, HangupBy, Recording
+from voiceapi_async._windows import Timezone, TimezoneLike, resolve_timezone
+
+T = TypeVar("T")
+StructureHook = Callable[[Any, Any], Any]
+
+_DURATION_CACHE: dict[str | int, pendulum.Duration] = {}
+_DURATION_CACHE_MAX = 100_000
+
+
+def parse_duration(value: str | int) -> pendulum.Duration:
+    """Parse ``HH:MM:SS`` (hours may exceed 23) or plain seconds (``"23"`` or ``23``).
+
+    Raises:
+        ValueError: the text is neither form, or the duration is negative.
+    """
+    cached = _DURATION_CACHE.get(value)
+    if cached is not None:
+        return cached
+    seconds = _duration_seconds(value)
+    duration = pendulum.Duration(seconds=seconds)
+    if len(_DURATION_CACHE) >= _DURATION_CACHE_MAX:
+        _DURATION_CACHE.clear()
+    _DURATION_CACHE[value] = duration
+    return duration
+
+
+def _duration_seconds(value: str | int) -> int:
+    if type(value) is int:
+        seconds = value
+    elif isinstance(value, str):
+        parts = value.split(":")
+        try:
+            if len(parts) == 1:
+                seconds = int(parts[0])
+            elif len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+                hours, minutes, secs = (int(p) for p in parts)
+                if minutes > 59 or secs > 59:
+                    raise ValueError
+                seconds = hours * 3600 + minutes * 60 + secs
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a duration: expected HH:MM:SS or whole seconds"
+            ) from None
+    else:
+        raise TypeError(f"expected a duration string, got {type(value).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{value!r} is a negative duration")
+    return seconds
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """Format a duration as the wire's ``HH:MM:SS`` (hours may exceed 23)."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _structure_duration(value: Any, _: Any) -> pendulum.Duration:
+    duration = _DURATION_CACHE.get(value)
+    return parse_duration(value) if duration is None else duration
+
+
+def _structure_decimal(value: Any, _: Any) -> Decimal:
+    if type(value) is str or type(value) is int:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if number.is_finite():
+            return number
+    raise ValueError(f"{value!r} is not a finite decimal number (expected a string like '0.0150')")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a whole number")
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+
+
+def _structure_optional_str(value: Any, _: Any) -> str | None:
+    if type(value) is str or value is None:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise TypeError(f"expected a string or null, got {type(value).__name__} {value!r}")
+
+
+def _open_enum(enum_cls: type[enum.StrEnum], *, nullable: bool) -> StructureHook:
+    members: dict[str, enum.StrEnum] = {member.value: member for member in enum_cls}
+
+    def structure(value: Any, _: Any) -> enum.StrEnum | str | None:
+        if type(value) is str:
+            return members.get(value, value)
+        if value is None and nullable:
+            return None
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+
+    return structure
+
+
+def _timestamp_hook(zone: Timezone, *, nullable: bool) -> StructureHook:
+    """Return a hook reading a naive wire timestamp as wall time in ``zone``."""
+    fromisoformat = dt.datetime.fromisoformat
+    make = pendulum.DateTime
+
+    def structure(value: Any, _: Any) -> pendulum.DateTime | None:
+        if type(value) is str:
+            try:
+                parsed = fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a timestamp like '2019-06-11 05:57:24'"
+                ) from None
+            if parsed.tzinfo is not None:
+                return pendulum.instance(parsed).in_timezone(zone)
+            return make(
+                parsed.year,
+                parsed.month,
+                parsed.day,
+                parsed.hour,
+                parsed.minute,
+                parsed.second,
+                parsed.microsecond,
+                tzinfo=zone,
+            )
+        if value is None and nullable:
+            return None
+        raise TypeError(f"expected a timestamp string, got {type(value).__name__} {value!r}")
+
+    return structure
+
+
+class VoiceConverter(OrjsonConverter):
+    """The cattrs converter for one account's time zone.
+
+    Use :func:`make_converter` to build one, :meth:`structure_rows` to turn a page's
+    rows into records and ``unstructure`` to get the wire form back.
+    """
+
+    timezone: Timezone
+    """The account's time zone: naive timestamps are read and written in it."""
+
+    def __init__(self, timezone: Timezone) -> None:
+        super().__init__(detailed_validation=False, forbid_extra_keys=False)
+        self.timezone = timezone
+        self.field_hooks: dict[type[Any], dict[str, StructureHook]] = {}
+
+    def structure_rows(self, rows: Sequence[Any], cls: type[T], *, path: str = "$.data") -> list[T]:
+        """Structure a page's rows into ``cls`` records.
+
+        Raises:
+            RecordError: naming the first bad record's id and the field path, like
+                ``$.data[3].charges``.
+        """
+        hook = self.get_structure_hook(cls)
+        try:
+            return [hook(row, cls) for row in rows]
+        except Exception:  # diagnosed below with the slow, detailed path
+            for index, row in enumerate(rows):
+                self.structure_one(row, cls, path=f"{path}[{index}]")
+            raise
+
+    def structure_one(self, row: Any, cls: type[T], *, path: str = "$") -> T:
+        """Structure one record, explaining any failure as a :class:`RecordError`."""
+        if not isinstance(row, Mapping):
+            raise RecordError(
+                f"expected a record object, got {type(row).__name__}", record_id=None, path=path
+            )
+        raw_id = row.get("id")
+        record_id = (
+            raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+        )
+        record_id = None if record_id is None else str(record_id)
+        hooks = self.field_hooks[cls]
+        for field in attrs.fields(cast(Any, cls)):
+            if field.name == "extra":
+                continue
+            if field.name not in row:
+                raise RecordError(
+                    f"missing required field {field.name!r}",
+                    record_id=record_id,
+                    path=f"{path}.{field.name}",
+                )
+            try:
+                hooks[field.name](row[field.name], field.type)
+            except Exception as exc:
+                raise RecordError(
+                    f"bad {field.name}: {exc}", record_id=record_id, path=f"{path}.{field.name}"
+                ) from exc
+        try:
+            result: T = self.get_structure_hook(cls)(row, cls)
+        except Exception as exc:  # pragma: no cover - every field passed on its own
+            raise RecordError(str(exc), record_id=record_id, path=path) from exc
+        return result
+
+    def format_datetime(self, value: dt.datetime) -> str:
+        """Format a timestamp as the wire's naive ``YYYY-MM-DD HH:MM:SS`` in the account zone."""
+        if value.tzinfo is not self.timezone:
+            value = value.astimezone(self.timezone)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+
+    def _register_record(
+        self, cls: type[Any], hooks: dict[str, StructureHook], unstructure: dict[str, Any]
+    ) -> None:
+        self.field_hooks[cls] = hooks
+        known = frozenset(field.name for field in attrs.fields(cls)) - {"extra"}
+        base_structure = make_dict_structure_fn(
+            cls,
+            self,
+            extra=override(omit=True),
+            **cast(dict[str, Any], {name: override(struct_hook=h) for name, h in hooks.items()}),
+        )
+        base_unstructure = make_dict_unstructure_fn(
+            cls,
+            self,
+            extra=override(omit=True),
+            **cast(
+                dict[str, Any], {name: override(unstruct_hook=h) for name, h in unstructure.items()}
+            ),
+        )
+
+        def structure(row: Mapping[str, Any], _: Any) -> Any:
+            record = base_structure(row, cls)
+            if len(row) > len(known):
+                extra = {key: value for key, value in row.items() if key not in known}
+                if extra:
+                    object.__setattr__(record, "extra", extra)
+            return record
+
+        def unstructure_record(record: Any) -> dict[str, Any]:
+            wire: dict[str, Any] = base_unstructure(record)
+            if record.extra:
+                wire.update(record.extra)
+            return wire
+
+        self.register_structure_hook(cls, structure)
+        self.register_unstructure_hook(cls, unstructure_record)
+
+
+def make_converter(timezone: TimezoneLike) -> VoiceConverter:
+    """Build the converter for an account whose naive timestamps are in ``timezone``."""
+    zone = resolve_timezone(timezone)
+    converter = VoiceConverter(zone)
+    configure_converter(converter)
+
+    text = _structure_str
+    optional_text = _structure_optional_str
+    timestamp = _timestamp_hook(zone, nullable=False)
+    optional_timestamp = _timestamp_hook(zone, nullable=True)
+
+    def passthrough(value: Any, _: Any) -> Any:
+        return value
+
+    def format_timestamp(value: dt.datetime | None) -> str | None:
+        return None if value is None else converter.format_datetime(value)
+
+    converter._register_record(
+        Call,
+        {
+            "id": text,
+            "call_from": text,
+            "call_to": text,
+            "service": optional_text,
+            "bridge": optional_text,
+            "status": _open_enum(CallStatus, nullable=False),
+            "duration": _structure_duration,
+            "billing": _structure_duration,
+            "pulsing": _structure_int,
+            "charges": _structure_decimal,
+            "start_at": optional_timestamp,
+            "end_at": optional_timestamp,
+            "hangup_by": _open_enum(HangupBy, nullable=True),
+            "dtmf": optional_text,
+            "location": optional_text,
+            "region": optional_text,
+            "provider": optional_text,
+            "notes": optional_text,
+            "name": optional_text,
+            "audio": optional_text,
+        },
+        {
+            "status": str,
+            "duration": format_duration,
+            "billing": format_duration,
+            "pulsing": str,
+            "charges": str,
+            "start_at": format_timestamp,
+            "end_at": format_timestamp,
+            "hangup_by": lambda value: None if value is None else str(value),
+        },
+    )
+    converter._register_record(
+        Recording,
+        {
+            "id": text,
+            "call_from": text,
+            "call_to": text,
+            "audio": optional_text,
+            "duration": _structure_duration,
+            "agent": passthrough,
+            "created_at": timestamp,
+        },
+        {
+            "duration": format_duration,
+            "agent": lambda value: value,
+            "created_at": format_timestamp,
+        },
+    )
+    return converter

@@ -1,0 +1,196 @@
+"""The exception tree of ``voiceapi_async``.
+
+Every error the client raises on purpose derives from :class:`VoiceAPIError`::
+
+    VoiceAPIError
+    ├── TransportError            connection reset, DNS, TLS (retried)
+    │   └── RequestTimeoutError   (retried)
+    ├── APIStatusError            .status, .code, .message, .url (redacted), .body (truncated)
+    │   ├── AuthenticationError   401, 3xx/HTML login page
+    │   ├── PermissionDeniedError 403
+    │   ├── NotFoundError         404
+    │   ├── ValidationError       422, with .errors {field: [messages]}
+    │   ├── RateLimitError        429, with .retry_after (retried)
+    │   └── ServerError           5xx (retried)
+    ├── ResponseFormatError       body is not JSON or not one of the three shapes
+    ├── RecordError               a record cannot be structured: record id and field path
+    └── PagingError               the range changed while paging, or a page repeats
+
+Caller mistakes (an end before the start, a naive datetime, a closed client)
+raise ``ValueError``, ``TypeError`` or ``RuntimeError`` instead.
+
+Messages and attributes never carry a secret: URLs and bodies are redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from voiceapi_async._redact import excerpt, redact
+
+
+class VoiceAPIError(Exception):
+    """Base class of every error raised by ``voiceapi_async``."""
+
+    retryable: bool = False
+    """Whether trying the same request again may succeed."""
+
+
+class TransportError(VoiceAPIError):
+    """The request did not get a complete answer: connection reset, DNS or TLS failure."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        self.url = redact(url)
+        super().__init__(f"{redact(message)} ({self.url})" if self.url else redact(message))
+
+
+class RequestTimeoutError(TransportError):
+    """An attempt took longer than its timeout."""
+
+
+class APIStatusError(VoiceAPIError):
+    """The server answered with a failure status.
+
+    Attributes:
+        status: the HTTP status code.
+        code: the API-level ``code`` from the body, when there is one.
+        message: the server's message, or a description of the failure.
+        url: the request URL with secrets redacted.
+        body: the start of the response body, redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        url: str = "",
+        body: bytes | str = b"",
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = redact(message)
+        self.url = redact(url)
+        self.body = excerpt(body)
+        detail = (
+            f"HTTP {status}" if code is None or code == status else f"HTTP {status}, code {code}"
+        )
+        where = f" for {self.url}" if self.url else ""
+        super().__init__(f"{self.message} ({detail}){where}")
+
+
+class AuthenticationError(APIStatusError):
+    """The token is missing or wrong (401, or a redirect to the HTML login page)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """The token may not do this, for example from this IP address (403)."""
+
+
+class NotFoundError(APIStatusError):
+    """The path or API version does not exist (404)."""
+
+
+class ValidationError(APIStatusError):
+    """The server rejected the request's parameters (422).
+
+    Attributes:
+        errors: the server's field errors, ``{field: [message, ...]}``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        url: str = "",
+        body: bytes | str = b"",
+        errors: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.errors: dict[str, list[str]] = {
+            field: list(messages) for field, messages in (errors or {}).items()
+        }
+        if self.errors:
+            fields = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
+            message = f"{message} [{fields}]"
+        super().__init__(message, status=status, code=code, url=url, body=body)
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests (429).
+
+    Attributes:
+        retry_after: seconds the server asked to wait, when it said.
+        limit: the ``X-RateLimit-Limit`` header, when sent.
+        remaining: the ``X-RateLimit-Remaining`` header, when sent.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        url: str = "",
+        body: bytes | str = b"",
+        retry_after: float | None = None,
+        limit: int | None = None,
+        remaining: int | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        self.limit = limit
+        self.remaining = remaining
+        if retry_after is not None:
+            message = f"{message} (retry after {retry_after:g}s)"
+        super().__init__(message, status=status, code=code, url=url, body=body)
+
+
+class ServerError(APIStatusError):
+    """The server failed (5xx, or a debug-mode error body)."""
+
+    retryable = True
+
+
+class ResponseFormatError(VoiceAPIError):
+    """The body is not JSON, or not one of the three documented response shapes.
+
+    Attributes:
+        truncated: whether the body ended early (a cut connection: worth retrying).
+        url: the request URL with secrets redacted.
+        body: the start of the response body, redacted.
+    """
+
+    def __init__(
+        self, message: str, *, url: str = "", body: bytes | str = b"", truncated: bool = False
+    ) -> None:
+        self.truncated = truncated
+        self.retryable = truncated
+        self.url = redact(url)
+        self.body = excerpt(body, limit=200)
+        where = f" for {self.url}" if self.url else ""
+        super().__init__(f"{message}{where}; body starts: {self.body!r}")
+
+
+class RecordError(VoiceAPIError):
+    """A record cannot be structured into its model.
+
+    Attributes:
+        record_id: the record's ``id`` when it has one.
+        path: where the bad value is, like ``$.data[3].charges``.
+    """
+
+    def __init__(self, message: str, *, record_id: str | None, path: str) -> None:
+        self.record_id = record_id
+        self.path = path
+        which = f"record {record_id!r}" if record_id is not None else "record without an id"
+        super().__init__(f"{which} at {path}: {redact(message)}")
+
+
+class PagingError(VoiceAPIError):
+    """The range changed while it was paged, or the server repeated a page."""

@@ -1,0 +1,167 @@
+"""The records the client yields and the units it pages by.
+
+Pure data: frozen, slotted attrs classes with no I/O and no wire-format rules
+(those live in the converter, ``_convert.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import attrs
+import pendulum
+
+from voiceapi_async._redact import redact
+
+JSON = Any
+"""A value as decoded from JSON: ``None``, bool, int, float, str, list or dict."""
+
+
+class Report(enum.StrEnum):
+    """The two reports of the Voice API."""
+
+    CALLS = "calls"
+    RECORDINGS = "recordings"
+
+
+class CallStatus(enum.StrEnum):
+    """Known call outcomes. The set is open: a new value arrives as a plain ``str``."""
+
+    ANSWER = "ANSWER"
+    BUSY = "BUSY"
+    NOANSWER = "NOANSWER"
+    CANCEL = "CANCEL"
+    CONGESTION = "CONGESTION"
+    CHANUNAVAIL = "CHANUNAVAIL"
+    RECEIVED = "RECEIVED"
+    MISSED = "MISSED"
+    COMPLETED = "COMPLETED"
+
+
+class HangupBy(enum.StrEnum):
+    """Who ended the call. The set is open: a new value arrives as a plain ``str``."""
+
+    CALLER = "caller"
+    AGENT = "agent"
+
+
+class Shape(enum.StrEnum):
+    """The three success shapes of a response body (spec section 4)."""
+
+    BARE_LIST = "A"
+    """``data`` is the list of records; one page holds everything."""
+    PAGINATOR = "B"
+    """``data`` is an object with the records in ``data.data`` and paging beside them."""
+    RESOURCE = "C"
+    """Records in ``data``, paging in ``meta`` and ``links``."""
+
+
+def _redacted_repr(value: str | None) -> str:
+    return repr(None if value is None else redact(value))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Call:
+    """One call from the call-log report (``voice/calls``).
+
+    Timestamps are in the account's time zone; ``extra`` keeps every key the
+    server sent that is not a field here, so nothing is lost.
+    """
+
+    id: str
+    call_from: str
+    call_to: str
+    service: str | None
+    bridge: str | None
+    status: CallStatus | str
+    duration: pendulum.Duration
+    billing: pendulum.Duration
+    pulsing: int
+    charges: Decimal
+    start_at: pendulum.DateTime | None
+    end_at: pendulum.DateTime | None
+    hangup_by: HangupBy | str | None
+    dtmf: str | None
+    location: str | None
+    region: str | None
+    provider: str | None
+    notes: str | None
+    name: str | None
+    audio: str | None = attrs.field(repr=_redacted_repr)
+    extra: Mapping[str, JSON] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Recording:
+    """One recording from the recordings report (``voice/recordings``).
+
+    ``audio`` is usually a presigned URL valid for an hour; its signature is
+    redacted in the repr. ``agent`` is kept as raw JSON (its shape is undocumented).
+    """
+
+    id: str
+    call_from: str
+    call_to: str
+    audio: str | None = attrs.field(repr=_redacted_repr)
+    duration: pendulum.Duration
+    agent: JSON = attrs.field(eq=False, hash=False)
+    created_at: pendulum.DateTime
+    extra: Mapping[str, JSON] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+Record = Call | Recording
+"""Either kind of record."""
+
+RecordT = TypeVar("RecordT", Call, Recording)
+
+
+@attrs.frozen(slots=True, order=True)
+class Window:
+    """One date range of one report: from ``start`` to ``end``, both inclusive, to the second.
+
+    Both ends are aware datetimes in the account's time zone. Build windows with
+    :func:`voiceapi_async.plan_windows` rather than by hand.
+    """
+
+    report: Report = attrs.field(order=False)
+    start: pendulum.DateTime
+    end: pendulum.DateTime
+
+    @property
+    def is_whole_day(self) -> bool:
+        """Whether the window is exactly one calendar day, midnight to 23:59:59."""
+        start, end = self.start, self.end
+        return (
+            start.date() == end.date()
+            and (start.hour, start.minute, start.second) == (0, 0, 0)
+            and (end.hour, end.minute, end.second) == (23, 59, 59)
+        )
+
+    @property
+    def key(self) -> str:
+        """A stable id: ``calls/2024-03-05`` for a day, with the times for a part of one."""
+        if self.is_whole_day:
+            return f"{self.report}/{self.start.date().isoformat()}"
+        return (
+            f"{self.report}/{self.start.strftime('%Y-%m-%dT%H:%M:%S')}"
+            f"--{self.end.strftime('%Y-%m-%dT%H:%M:%S')}"
+        )
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Page(Generic[RecordT]):
+    """One page of one window: its records and the server's paging numbers."""
+
+    records: Sequence[RecordT]
+    window: Window
+    shape: Shape
+    current_page: int
+    last_page: int
+    per_page: int
+    total: int

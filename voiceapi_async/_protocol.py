@@ -1,0 +1,498 @@
+"""The sans-I/O core: build requests and decipher responses of the Voice API.
+
+Pure functions of their arguments, in the style of gidgethub's
+``decipher_response``: no sockets, no awaits, no clock except where a caller may
+pass one. The rules come from the wire contract (``voice-api.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import enum
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import orjson
+
+from voiceapi_async._errors import (
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    ValidationError,
+)
+from voiceapi_async._models import Report, Shape, Window
+from voiceapi_async._redact import REDACTED, redact, redact_headers
+
+REPORT_PATHS: Mapping[Report, str] = {
+    Report.CALLS: "voice/calls",
+    Report.RECORDINGS: "voice/recordings",
+}
+"""Each report's path, relative to the base URL (``{domain}/api/v2/``)."""
+
+DATE_FILTERS: Mapping[Report, str] = {
+    Report.CALLS: "datetime[end_at]",
+    Report.RECORDINGS: "datetime[r.created_at]",
+}
+"""Each report's date-range query parameter (``r.`` is literal: sent as is)."""
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_OK_STATUSES = frozenset({"OK", 200, "200"})
+
+
+class AuthMode(enum.StrEnum):
+    """How the token travels with each request."""
+
+    BEARER = "bearer"
+    """``Authorization: Bearer <token>`` (the default and the preferred form)."""
+    ACCESS_TOKEN = "access_token"
+    """``access_token=<token>`` in the query string."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RequestSpec:
+    """Everything needed to send one request; its repr never shows the token."""
+
+    method: str
+    url: str
+    params: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+
+    def encoded_url(self) -> str:
+        """Return the URL with the query string, every reserved character percent-encoded."""
+        if not self.params:
+            return self.url
+        query = "&".join(
+            f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in self.params
+        )
+        return f"{self.url}?{query}"
+
+    def redacted_url(self) -> str:
+        """Return :meth:`encoded_url` with secrets replaced, safe for logs."""
+        return redact(self.encoded_url())
+
+    def __repr__(self) -> str:
+        params = tuple(
+            (key, REDACTED if key in ("access_token", "api_token") else value)
+            for key, value in self.params
+        )
+        return (
+            f"RequestSpec(method={self.method!r}, url={self.url!r}, params={params!r}, "
+            f"headers={redact_headers(self.headers)!r})"
+        )
+
+
+def format_range(window: Window) -> str:
+    """Format a window as the server's inclusive date-range value.
+
+    Whole days use the documented ``Aug 12, 2019 - Aug 12, 2019``; anything else
+    uses full wall-clock datetimes, ``2019-08-12 10:00:00 - 2019-08-12 15:59:59``.
+    Never slashes (the server reads those day-first).
+    """
+    start, end = window.start, window.end
+    if (start.hour, start.minute, start.second) == (0, 0, 0) and (
+        end.hour,
+        end.minute,
+        end.second,
+    ) == (23, 59, 59):
+        return f"{_day(start)} - {_day(end)}"
+    return f"{_moment(start)} - {_moment(end)}"
+
+
+def _day(value: dt.datetime) -> str:
+    return f"{_MONTHS[value.month - 1]} {value.day:02d}, {value.year:04d}"
+
+
+def _moment(value: dt.datetime) -> str:
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+
+
+def build_request(
+    base_url: str,
+    window: Window,
+    page: int,
+    *,
+    token: str,
+    auth: AuthMode = AuthMode.BEARER,
+    per_page: int | None = None,
+    user_agent: str | None = None,
+) -> RequestSpec:
+    """Build the request for one page of one window.
+
+    Args:
+        base_url: the API root, like ``https://portal.example.com/api/v2/``.
+        window: the report and date range to ask for.
+        page: the 1-based page number.
+        token: the API token.
+        auth: send the token as a Bearer header (default) or an ``access_token`` parameter.
+        per_page: the page size to ask for; the server may apply another.
+        user_agent: a ``User-Agent`` header value.
+
+    Raises:
+        ValueError: an empty token, a page below 1, or a page size below 1.
+    """
+    if not token:
+        raise ValueError("token is empty: set it to the account's API token")
+    if page < 1:
+        raise ValueError(f"page must be 1 or more, not {page}")
+    params: list[tuple[str, str]] = [
+        (DATE_FILTERS[window.report], format_range(window)),
+        ("page", str(page)),
+    ]
+    if per_page is not None:
+        if per_page < 1:
+            raise ValueError(f"per_page must be 1 or more, not {per_page}")
+        params.append(("per_page", str(per_page)))
+    headers = {"Accept": "application/json"}
+    if auth is AuthMode.BEARER:
+        headers["Authorization"] = f"Bearer {token}"
+    else:
+        params.append(("access_token", token))
+    if user_agent:
+        headers["User-Agent"] = user_agent
+    url = base_url if base_url.endswith("/") else base_url + "/"
+    return RequestSpec(
+        method="GET", url=url + REPORT_PATHS[window.report], params=tuple(params), headers=headers
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PageData:
+    """A successful response, deciphered but not yet structured into records."""
+
+    shape: Shape
+    rows: Sequence[Any]
+    rows_path: str
+    """Where the rows are in the body, for error paths: ``$.data`` or ``$.data.data``."""
+    current_page: int
+    last_page: int
+    per_page: int
+    total: int
+    first_row: int | None
+    """The server's ``from``: the 1-based position of the first row, null when empty."""
+    last_row: int | None
+    """The server's ``to``."""
+    has_next_link: bool
+
+
+def decipher(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str = "",
+    now: float | None = None,
+) -> PageData:
+    """Read one response: return its page data or raise the matching error.
+
+    Args:
+        status: the HTTP status code.
+        headers: the response headers (any case).
+        body: the raw response body.
+        url: the request URL, for error messages (redacted there).
+        now: the current time as a Unix timestamp, to read a ``Retry-After`` date.
+
+    Raises:
+        AuthenticationError: a redirect, the HTML login page, or a 401.
+        APIStatusError: (and its subclasses) any failure status, in HTTP or in the body.
+        ResponseFormatError: the body is not JSON or not one of the three shapes.
+    """
+    lower = {key.lower(): value for key, value in headers.items()}
+    if 300 <= status < 400:
+        raise AuthenticationError(
+            "redirected to the login page: the token is missing or wrong "
+            "(or the request lacked Accept: application/json)",
+            status=status,
+            url=url,
+            body=body,
+        )
+    if "html" in lower.get("content-type", "") or body.lstrip()[:1] == b"<":
+        _raise_for_html(status, lower, body, url=url, now=now)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if status >= 400:
+            _raise_for_status(status, None, None, lower, body, url=url, now=now)
+        truncated = not body.strip() or exc.pos >= len(body.rstrip()) - 1
+        reason = "ends early (truncated)" if truncated else f"is not JSON ({exc.msg})"
+        raise ResponseFormatError(
+            f"response body {reason}", url=url, body=body, truncated=truncated
+        ) from None
+    if not isinstance(document, dict):
+        if status >= 400:
+            _raise_for_status(status, None, None, lower, body, url=url, now=now)
+        raise ResponseFormatError(
+            f"response body is a JSON {type(document).__name__}, not an object", url=url, body=body
+        )
+    body_status = document.get("status")
+    if status >= 400 or body_status not in _OK_STATUSES:
+        _raise_for_body(status, document, lower, body, url=url, now=now)
+    return _page_data(document, url=url, body=body)
+
+
+def _raise_for_html(
+    status: int, headers: Mapping[str, str], body: bytes, *, url: str, now: float | None
+) -> None:
+    if status >= 500 or status in (403, 404, 429):
+        _raise_for_status(
+            status,
+            None,
+            "the server answered with an HTML error page",
+            headers,
+            body,
+            url=url,
+            now=now,
+        )
+    raise AuthenticationError(
+        "got an HTML page (the login page) instead of JSON: the token is missing or wrong",
+        status=status,
+        url=url,
+        body=body,
+    )
+
+
+def _raise_for_body(
+    status: int,
+    document: dict[str, Any],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str,
+    now: float | None,
+) -> None:
+    body_status = document.get("status")
+    message = document.get("message")
+    message = message if isinstance(message, str) and message else None
+    code = document.get("code")
+    code = code if type(code) is int else None
+    if type(body_status) is int and body_status not in _OK_STATUSES:
+        code = body_status
+    elif isinstance(body_status, str) and body_status.isdigit() and body_status not in _OK_STATUSES:
+        code = int(body_status)
+    if body_status is None and "exception" in document:
+        exception = document.get("exception")
+        message = f"{message or 'server error'} ({exception})" if exception else message
+        _raise_for_status(
+            max(status, 500), code, message, headers, body, url=url, now=now, http_status=status
+        )
+    if code is None and status < 400:
+        if body_status is None:
+            raise ResponseFormatError(
+                "response has no 'status' key and is not one of the three shapes",
+                url=url,
+                body=body,
+            )
+        raise APIStatusError(
+            message or f"the API reported status {body_status!r}", status=status, url=url, body=body
+        )
+    _raise_for_status(
+        code if code is not None else status,
+        code,
+        message,
+        headers,
+        body,
+        url=url,
+        now=now,
+        http_status=status,
+        errors=document.get("errors"),
+    )
+
+
+_DEFAULT_MESSAGES = {
+    401: "authentication failed: the token is missing or wrong",
+    403: "permission denied: this token may not do this (for example from this IP address)",
+    404: "not found: check the base URL and the API version (v2)",
+    422: "the server rejected the request's parameters",
+    429: "rate limited by the server",
+}
+
+
+def _raise_for_status(
+    effective: int,
+    code: int | None,
+    message: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str,
+    now: float | None,
+    http_status: int | None = None,
+    errors: Any = None,
+) -> None:
+    status = effective if http_status is None else http_status
+    text = message or _DEFAULT_MESSAGES.get(effective) or f"the server failed with {effective}"
+    common: dict[str, Any] = {"status": status, "code": code, "url": url, "body": body}
+    if effective == 401:
+        raise AuthenticationError(text, **common)
+    if effective == 403:
+        raise PermissionDeniedError(text, **common)
+    if effective == 404:
+        raise NotFoundError(text, **common)
+    if effective == 422:
+        raise ValidationError(text, errors=_field_errors(errors), **common)
+    if effective == 429:
+        raise RateLimitError(
+            text,
+            retry_after=retry_after_seconds(headers.get("retry-after"), now=now),
+            limit=_int_header(headers.get("x-ratelimit-limit")),
+            remaining=_int_header(headers.get("x-ratelimit-remaining")),
+            **common,
+        )
+    if effective >= 500:
+        raise ServerError(text, **common)
+    raise APIStatusError(text, **common)
+
+
+def _field_errors(errors: Any) -> dict[str, list[str]]:
+    if not isinstance(errors, dict):
+        return {}
+    return {
+        str(field): [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
+        for field, messages in errors.items()
+    }
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header: seconds, or an HTTP date (then relative to ``now``).
+
+    Returns ``None`` when the header is absent or unreadable; never a negative number.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _page_data(document: dict[str, Any], *, url: str, body: bytes) -> PageData:
+    data = document.get("data")
+    if isinstance(data, dict) and "data" in data:
+        rows = data["data"]
+        if not isinstance(rows, list):
+            raise ResponseFormatError("$.data.data is not a list of records", url=url, body=body)
+        return _paged(
+            Shape.PAGINATOR,
+            rows,
+            "$.data.data",
+            data,
+            "$.data",
+            data.get("next_page_url"),
+            url=url,
+            body=body,
+        )
+    if isinstance(data, list):
+        meta = document.get("meta")
+        if meta is None:
+            return PageData(
+                shape=Shape.BARE_LIST,
+                rows=data,
+                rows_path="$.data",
+                current_page=1,
+                last_page=1,
+                per_page=len(data),
+                total=len(data),
+                first_row=1 if data else None,
+                last_row=len(data) or None,
+                has_next_link=False,
+            )
+        if not isinstance(meta, dict):
+            raise ResponseFormatError("$.meta is not an object", url=url, body=body)
+        links = document.get("links")
+        next_link = links.get("next") if isinstance(links, dict) else None
+        return _paged(Shape.RESOURCE, data, "$.data", meta, "$.meta", next_link, url=url, body=body)
+    raise ResponseFormatError(
+        "response is not one of the three shapes: $.data is neither a list nor a paginator",
+        url=url,
+        body=body,
+    )
+
+
+def _paged(
+    shape: Shape,
+    rows: list[Any],
+    rows_path: str,
+    meta: dict[str, Any],
+    meta_path: str,
+    next_link: Any,
+    *,
+    url: str,
+    body: bytes,
+) -> PageData:
+    def number(key: str, *, nullable: bool = False) -> Any:
+        value = meta.get(key)
+        if value is None and nullable:
+            return None
+        if type(value) is int:
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        raise ResponseFormatError(
+            f"{meta_path}.{key} is {value!r}, not a whole number", url=url, body=body
+        )
+
+    return PageData(
+        shape=shape,
+        rows=rows,
+        rows_path=rows_path,
+        current_page=number("current_page"),
+        last_page=number("last_page"),
+        per_page=number("per_page"),
+        total=number("total"),
+        first_row=number("from", nullable=True),
+        last_row=number("to", nullable=True),
+        has_next_link=next_link is not None,
+    )
+
+
+def next_page(page: PageData) -> int | None:
+    """Return the number of the page after ``page``, or ``None`` when it was the last.
+
+    The next link in the body is never followed (the server drops the query string
+    from it); only its presence counts. Stops on ``current_page >= last_page``, a null
+    next link, an empty page, or a null ``from``/``to``.
+    """
+    if page.shape is Shape.BARE_LIST:
+        return None
+    if (
+        page.current_page >= page.last_page
+        or not page.has_next_link
+        or not page.rows
+        or page.first_row is None
+        or page.last_row is None
+    ):
+        return None
+    return page.current_page + 1
+
+
+def remaining_pages(first: PageData) -> range:
+    """Return the page numbers still to fetch after page 1, to fetch concurrently."""
+    if next_page(first) is None:
+        return range(0)
+    return range(first.current_page + 1, first.last_page + 1)

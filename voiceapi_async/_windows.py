@@ -1,0 +1,159 @@
+"""Date planning: turn a range into per-day windows in the account's time zone.
+
+Pure code. The server filters on naive wall-clock timestamps in the account's
+time zone, ``BETWEEN from AND to`` to the second, so windows are planned in wall
+time: consecutive windows meet at ``end + 1 second`` and cover a range exactly
+once, daylight-saving changes included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import pendulum
+
+from voiceapi_async._models import Report, Window
+
+Timezone = pendulum.Timezone | pendulum.FixedTimezone
+"""A resolved time zone."""
+TimezoneLike = str | dt.tzinfo
+"""A time-zone name (``"Asia/Kolkata"``) or a ``tzinfo`` such as ``ZoneInfo``."""
+DateLike = dt.date | dt.datetime | str
+"""A ``date``, an aware ``datetime``, or an ISO 8601 string of either."""
+
+_ONE_SECOND = dt.timedelta(seconds=1)
+_LAST_SECOND = dt.time(23, 59, 59)
+
+
+def resolve_timezone(tz: TimezoneLike) -> Timezone:
+    """Return the pendulum time zone for a name or a ``tzinfo``.
+
+    Raises:
+        ValueError: the name is not a known IANA time zone.
+        TypeError: ``tz`` is neither a name nor a ``tzinfo``.
+    """
+    if isinstance(tz, pendulum.Timezone | pendulum.FixedTimezone):
+        return tz
+    if isinstance(tz, ZoneInfo):
+        tz = tz.key
+    elif isinstance(tz, dt.tzinfo):
+        offset = tz.utcoffset(None)
+        if offset is None:
+            raise ValueError(f"time zone {tz!r} has no fixed offset; pass an IANA name instead")
+        return pendulum.FixedTimezone(int(offset.total_seconds()))
+    if not isinstance(tz, str):
+        raise TypeError(f"timezone must be an IANA name or a tzinfo, not {type(tz).__name__}")
+    try:
+        return pendulum.timezone(tz)
+    except Exception as exc:  # pendulum raises InvalidTimezone, a ValueError in some versions
+        raise ValueError(
+            f"unknown time zone {tz!r}: use an IANA name such as 'Asia/Kolkata' or 'UTC'"
+        ) from exc
+
+
+def wall_time(value: dt.datetime) -> dt.datetime:
+    """Return the naive wall-clock time of ``value``, floored to the second."""
+    return dt.datetime(value.year, value.month, value.day, value.hour, value.minute, value.second)
+
+
+def localize(wall: dt.datetime, tz: Timezone) -> pendulum.DateTime:
+    """Attach ``tz`` to a naive wall-clock time, as the server reads it."""
+    return pendulum.DateTime(
+        wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second, tzinfo=tz
+    )
+
+
+def _bound(value: DateLike, tz: Timezone, *, name: str, is_end: bool) -> dt.datetime:
+    """Return a range bound as naive wall time in ``tz`` (an end is inclusive)."""
+    if isinstance(value, str):
+        value = _parse_iso(value, name=name)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise TypeError(
+                f"{name}={value.isoformat()!r} is a naive datetime, which is ambiguous: "
+                "give it a time zone (pendulum.datetime(..., tz='Asia/Kolkata') or "
+                "dt.replace(tzinfo=ZoneInfo('Asia/Kolkata'))), or pass a date for whole days"
+            )
+        return wall_time(pendulum.instance(value).in_timezone(tz))
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, _LAST_SECOND if is_end else dt.time())
+    raise TypeError(
+        f"{name} must be a date, an aware datetime or an ISO 8601 string, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _parse_iso(text: str, *, name: str) -> dt.date | dt.datetime:
+    stripped = text.strip()
+    try:
+        if len(stripped) == 10:
+            return dt.date.fromisoformat(stripped)
+        return dt.datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ValueError(
+            f"{name}={text!r} is not an ISO 8601 date ('2024-03-05') "
+            "or datetime with an offset ('2024-03-05T10:00:00+05:30')"
+        ) from None
+
+
+def plan_windows(
+    report: Report | str, start: DateLike, end: DateLike, tz: TimezoneLike
+) -> list[Window]:
+    """Split the inclusive range ``start``..``end`` into one window per calendar day.
+
+    Dates and ISO date strings cover whole days; aware datetimes are exact to the
+    second (and converted to ``tz``). The first and last windows may be parts of days.
+
+    Raises:
+        TypeError: a naive datetime, or a value of the wrong type.
+        ValueError: ``end`` is before ``start``, or a string is not ISO 8601.
+    """
+    report = Report(report)
+    zone = resolve_timezone(tz)
+    first = _bound(start, zone, name="start", is_end=False)
+    last = _bound(end, zone, name="end", is_end=True)
+    if last < first:
+        raise ValueError(
+            f"end ({last:%Y-%m-%d %H:%M:%S}) is before start ({first:%Y-%m-%d %H:%M:%S}) "
+            f"in {zone.name}: swap them"
+        )
+    return [
+        Window(report, localize(lo, zone), localize(hi, zone)) for lo, hi in _day_spans(first, last)
+    ]
+
+
+def _day_spans(first: dt.datetime, last: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+    day = first.date()
+    while day <= last.date():
+        lo = max(first, dt.datetime.combine(day, dt.time()))
+        hi = min(last, dt.datetime.combine(day, _LAST_SECOND))
+        yield lo, hi
+        day += dt.timedelta(days=1)
+
+
+def split_window(window: Window, parts: int) -> list[Window]:
+    """Split ``window`` into ``parts`` contiguous windows of near-equal wall-clock length.
+
+    Used when one day holds too many pages. A window is never split below one
+    second, so fewer parts come back when the window is shorter than ``parts`` seconds.
+
+    Raises:
+        ValueError: ``parts`` is less than 1.
+    """
+    if parts < 1:
+        raise ValueError(f"parts must be at least 1, not {parts}")
+    zone = window.start.tzinfo
+    assert isinstance(zone, pendulum.Timezone | pendulum.FixedTimezone)
+    lo, hi = wall_time(window.start), wall_time(window.end)
+    seconds = int((hi - lo).total_seconds()) + 1
+    parts = min(parts, seconds)
+    size, rest = divmod(seconds, parts)
+    windows = []
+    for index in range(parts):
+        length = size + (1 if index < rest else 0)
+        piece_end = lo + dt.timedelta(seconds=length) - _ONE_SECOND
+        windows.append(Window(window.report, localize(lo, zone), localize(piece_end, zone)))
+        lo = piece_end + _ONE_SECOND
+    return windows
