@@ -41,9 +41,10 @@ class TransportError(VoiceAPIError):
 
     retryable = True
 
-    def __init__(self, message: str, *, url: str = "") -> None:
-        self.url = redact(url)
-        super().__init__(f"{redact(message)} ({self.url})" if self.url else redact(message))
+    def __init__(self, message: str, *, url: str = "", secrets: Sequence[str] = ()) -> None:
+        self.url = redact(url, *secrets)
+        text = redact(message, *secrets)
+        super().__init__(f"{text} ({self.url})" if self.url else text)
 
 
 class RequestTimeoutError(TransportError):
@@ -69,12 +70,13 @@ class APIStatusError(VoiceAPIError):
         code: int | None = None,
         url: str = "",
         body: bytes | str = b"",
+        secrets: Sequence[str] = (),
     ) -> None:
         self.status = status
         self.code = code
-        self.message = redact(message)
-        self.url = redact(url)
-        self.body = excerpt(body)
+        self.message = redact(message, *secrets)
+        self.url = redact(url, *secrets)
+        self.body = excerpt(body, secrets=secrets)
         detail = (
             f"HTTP {status}" if code is None or code == status else f"HTTP {status}, code {code}"
         )
@@ -110,6 +112,7 @@ class ValidationError(APIStatusError):
         url: str = "",
         body: bytes | str = b"",
         errors: Mapping[str, Sequence[str]] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.errors: dict[str, list[str]] = {
             field: list(messages) for field, messages in (errors or {}).items()
@@ -117,7 +120,7 @@ class ValidationError(APIStatusError):
         if self.errors:
             fields = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
             message = f"{message} [{fields}]"
-        super().__init__(message, status=status, code=code, url=url, body=body)
+        super().__init__(message, status=status, code=code, url=url, body=body, secrets=secrets)
 
 
 class RateLimitError(APIStatusError):
@@ -142,13 +145,14 @@ class RateLimitError(APIStatusError):
         retry_after: float | None = None,
         limit: int | None = None,
         remaining: int | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.retry_after = retry_after
         self.limit = limit
         self.remaining = remaining
         if retry_after is not None:
             message = f"{message} (retry after {retry_after:g}s)"
-        super().__init__(message, status=status, code=code, url=url, body=body)
+        super().__init__(message, status=status, code=code, url=url, body=body, secrets=secrets)
 
 
 class ServerError(APIStatusError):
@@ -167,12 +171,18 @@ class ResponseFormatError(VoiceAPIError):
     """
 
     def __init__(
-        self, message: str, *, url: str = "", body: bytes | str = b"", truncated: bool = False
+        self,
+        message: str,
+        *,
+        url: str = "",
+        body: bytes | str = b"",
+        truncated: bool = False,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.truncated = truncated
         self.retryable = truncated
-        self.url = redact(url)
-        self.body = excerpt(body, limit=200)
+        self.url = redact(url, *secrets)
+        self.body = excerpt(body, limit=200, secrets=secrets)
         where = f" for {self.url}" if self.url else ""
         super().__init__(f"{message}{where}; body starts: {self.body!r}")
 

@@ -192,6 +192,7 @@ def decipher(
     *,
     url: str = "",
     now: float | None = None,
+    secrets: Sequence[str] = (),
 ) -> PageData:
     """Read one response: return its page data or raise the matching error.
 
@@ -201,111 +202,14 @@ def decipher(
         body: the raw response body.
         url: the request URL, for error messages (redacted there).
         now: the current time as a Unix timestamp, to read a ``Retry-After`` date.
+        secrets: values to mask in error messages wherever they appear (the token).
 
     Raises:
         AuthenticationError: a redirect, the HTML login page, or a 401.
         APIStatusError: (and its subclasses) any failure status, in HTTP or in the body.
         ResponseFormatError: the body is not JSON or not one of the three shapes.
     """
-    lower = {key.lower(): value for key, value in headers.items()}
-    if 300 <= status < 400:
-        raise AuthenticationError(
-            "redirected to the login page: the token is missing or wrong "
-            "(or the request lacked Accept: application/json)",
-            status=status,
-            url=url,
-            body=body,
-        )
-    if "html" in lower.get("content-type", "") or body.lstrip()[:1] == b"<":
-        _raise_for_html(status, lower, body, url=url, now=now)
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        if status >= 400:
-            _raise_for_status(status, None, None, lower, body, url=url, now=now)
-        truncated = not body.strip() or exc.pos >= len(body.rstrip()) - 1
-        reason = "ends early (truncated)" if truncated else f"is not JSON ({exc.msg})"
-        raise ResponseFormatError(
-            f"response body {reason}", url=url, body=body, truncated=truncated
-        ) from None
-    if not isinstance(document, dict):
-        if status >= 400:
-            _raise_for_status(status, None, None, lower, body, url=url, now=now)
-        raise ResponseFormatError(
-            f"response body is a JSON {type(document).__name__}, not an object", url=url, body=body
-        )
-    body_status = document.get("status")
-    if status >= 400 or body_status not in _OK_STATUSES:
-        _raise_for_body(status, document, lower, body, url=url, now=now)
-    return _page_data(document, url=url, body=body)
-
-
-def _raise_for_html(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str, now: float | None
-) -> None:
-    if status >= 500 or status in (403, 404, 429):
-        _raise_for_status(
-            status,
-            None,
-            "the server answered with an HTML error page",
-            headers,
-            body,
-            url=url,
-            now=now,
-        )
-    raise AuthenticationError(
-        "got an HTML page (the login page) instead of JSON: the token is missing or wrong",
-        status=status,
-        url=url,
-        body=body,
-    )
-
-
-def _raise_for_body(
-    status: int,
-    document: dict[str, Any],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    url: str,
-    now: float | None,
-) -> None:
-    body_status = document.get("status")
-    message = document.get("message")
-    message = message if isinstance(message, str) and message else None
-    code = document.get("code")
-    code = code if type(code) is int else None
-    if type(body_status) is int and body_status not in _OK_STATUSES:
-        code = body_status
-    elif isinstance(body_status, str) and body_status.isdigit() and body_status not in _OK_STATUSES:
-        code = int(body_status)
-    if body_status is None and "exception" in document:
-        exception = document.get("exception")
-        message = f"{message or 'server error'} ({exception})" if exception else message
-        _raise_for_status(
-            max(status, 500), code, message, headers, body, url=url, now=now, http_status=status
-        )
-    if code is None and status < 400:
-        if body_status is None:
-            raise ResponseFormatError(
-                "response has no 'status' key and is not one of the three shapes",
-                url=url,
-                body=body,
-            )
-        raise APIStatusError(
-            message or f"the API reported status {body_status!r}", status=status, url=url, body=body
-        )
-    _raise_for_status(
-        code if code is not None else status,
-        code,
-        message,
-        headers,
-        body,
-        url=url,
-        now=now,
-        http_status=status,
-        errors=document.get("errors"),
-    )
+    return _Reply(status, headers, body, url=url, now=now, secrets=tuple(secrets)).decipher()
 
 
 _DEFAULT_MESSAGES = {
@@ -315,42 +219,196 @@ _DEFAULT_MESSAGES = {
     422: "the server rejected the request's parameters",
     429: "rate limited by the server",
 }
+_STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+}
 
 
-def _raise_for_status(
-    effective: int,
-    code: int | None,
-    message: str | None,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    url: str,
-    now: float | None,
-    http_status: int | None = None,
-    errors: Any = None,
-) -> None:
-    status = effective if http_status is None else http_status
-    text = message or _DEFAULT_MESSAGES.get(effective) or f"the server failed with {effective}"
-    common: dict[str, Any] = {"status": status, "code": code, "url": url, "body": body}
-    if effective == 401:
-        raise AuthenticationError(text, **common)
-    if effective == 403:
-        raise PermissionDeniedError(text, **common)
-    if effective == 404:
-        raise NotFoundError(text, **common)
-    if effective == 422:
-        raise ValidationError(text, errors=_field_errors(errors), **common)
-    if effective == 429:
-        raise RateLimitError(
-            text,
-            retry_after=retry_after_seconds(headers.get("retry-after"), now=now),
-            limit=_int_header(headers.get("x-ratelimit-limit")),
-            remaining=_int_header(headers.get("x-ratelimit-remaining")),
-            **common,
+class _Reply:
+    """One response being deciphered; knows how to raise errors about itself."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        url: str,
+        now: float | None,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.status = status
+        self.headers = {key.lower(): value for key, value in headers.items()}
+        self.body = body
+        self.url = url
+        self.now = now
+        self.secrets = secrets
+
+    def decipher(self) -> PageData:
+        status, body = self.status, self.body
+        if 300 <= status < 400:
+            raise AuthenticationError(
+                "redirected to the login page: the token is missing or wrong "
+                "(or the request lacked Accept: application/json)",
+                **self._common(),
+            )
+        if "html" in self.headers.get("content-type", "") or body.lstrip()[:1] == b"<":
+            self._raise_for_html()
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if status >= 400:
+                self._raise_for_status(status)
+            truncated = not body.strip() or exc.pos >= len(body.rstrip()) - 1
+            reason = "ends early (truncated)" if truncated else f"is not JSON ({exc.msg})"
+            raise self._format_error(f"response body {reason}", truncated=truncated) from None
+        if not isinstance(document, dict):
+            if status >= 400:
+                self._raise_for_status(status)
+            kind = type(document).__name__
+            raise self._format_error(f"response body is a JSON {kind}, not an object")
+        if status >= 400 or document.get("status") not in _OK_STATUSES:
+            self._raise_for_body(document)
+        return self._page_data(document)
+
+    def _common(self, code: int | None = None) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "code": code,
+            "url": self.url,
+            "body": self.body,
+            "secrets": self.secrets,
+        }
+
+    def _format_error(self, message: str, *, truncated: bool = False) -> ResponseFormatError:
+        return ResponseFormatError(
+            message, url=self.url, body=self.body, truncated=truncated, secrets=self.secrets
         )
-    if effective >= 500:
-        raise ServerError(text, **common)
-    raise APIStatusError(text, **common)
+
+    def _raise_for_html(self) -> None:
+        if self.status >= 500 or self.status in (403, 404, 429):
+            self._raise_for_status(self.status, "the server answered with an HTML error page")
+        raise AuthenticationError(
+            "got an HTML page (the login page) instead of JSON: the token is missing or wrong",
+            **self._common(),
+        )
+
+    def _raise_for_body(self, document: dict[str, Any]) -> None:
+        body_status = document.get("status")
+        message = document.get("message")
+        message = message if isinstance(message, str) and message else None
+        code = document.get("code")
+        code = code if type(code) is int else None
+        if type(body_status) is int:
+            code = body_status
+        elif isinstance(body_status, str) and body_status.isdigit():
+            code = int(body_status)
+        if body_status is None and "exception" in document:
+            exception = document.get("exception")
+            message = f"{message or 'server error'} ({exception})" if exception else message
+            self._raise_for_status(max(self.status, 500), message, code=code)
+        if code is None and self.status < 400:
+            if body_status is None:
+                raise self._format_error(
+                    "response has no 'status' key and is not one of the three shapes"
+                )
+            raise APIStatusError(
+                message or f"the API reported status {body_status!r}", **self._common()
+            )
+        effective = code if code is not None else self.status
+        self._raise_for_status(effective, message, code=code, errors=document.get("errors"))
+
+    def _raise_for_status(
+        self,
+        effective: int,
+        message: str | None = None,
+        *,
+        code: int | None = None,
+        errors: Any = None,
+    ) -> None:
+        text = message or _DEFAULT_MESSAGES.get(effective) or f"the server failed with {effective}"
+        common = self._common(code)
+        if effective in _STATUS_ERRORS:
+            raise _STATUS_ERRORS[effective](text, **common)
+        if effective == 422:
+            raise ValidationError(text, errors=_field_errors(errors), **common)
+        if effective == 429:
+            raise RateLimitError(
+                text,
+                retry_after=retry_after_seconds(self.headers.get("retry-after"), now=self.now),
+                limit=_int_header(self.headers.get("x-ratelimit-limit")),
+                remaining=_int_header(self.headers.get("x-ratelimit-remaining")),
+                **common,
+            )
+        if effective >= 500:
+            raise ServerError(text, **common)
+        raise APIStatusError(text, **common)
+
+    def _page_data(self, document: dict[str, Any]) -> PageData:
+        data = document.get("data")
+        if isinstance(data, dict) and "data" in data:
+            rows = data["data"]
+            if not isinstance(rows, list):
+                raise self._format_error("$.data.data is not a list of records")
+            next_link = data.get("next_page_url")
+            return self._paged(Shape.PAGINATOR, rows, "$.data.data", data, "$.data", next_link)
+        if isinstance(data, list):
+            meta = document.get("meta")
+            if meta is None:
+                return PageData(
+                    shape=Shape.BARE_LIST,
+                    rows=data,
+                    rows_path="$.data",
+                    current_page=1,
+                    last_page=1,
+                    per_page=len(data),
+                    total=len(data),
+                    first_row=1 if data else None,
+                    last_row=len(data) or None,
+                    has_next_link=False,
+                )
+            if not isinstance(meta, dict):
+                raise self._format_error("$.meta is not an object")
+            links = document.get("links")
+            next_link = links.get("next") if isinstance(links, dict) else None
+            return self._paged(Shape.RESOURCE, data, "$.data", meta, "$.meta", next_link)
+        raise self._format_error(
+            "response is not one of the three shapes: $.data is neither a list nor a paginator"
+        )
+
+    def _paged(
+        self,
+        shape: Shape,
+        rows: list[Any],
+        rows_path: str,
+        meta: dict[str, Any],
+        meta_path: str,
+        next_link: Any,
+    ) -> PageData:
+        def number(key: str, *, nullable: bool = False) -> Any:
+            value = meta.get(key)
+            if value is None and nullable:
+                return None
+            if type(value) is int:
+                return value
+            if isinstance(value, str) and value.isdigit():
+                return int(value)
+            raise self._format_error(f"{meta_path}.{key} is {value!r}, not a whole number")
+
+        return PageData(
+            shape=shape,
+            rows=rows,
+            rows_path=rows_path,
+            current_page=number("current_page"),
+            last_page=number("last_page"),
+            per_page=number("per_page"),
+            total=number("total"),
+            first_row=number("from", nullable=True),
+            last_row=number("to", nullable=True),
+            has_next_link=next_link is not None,
+        )
 
 
 def _field_errors(errors: Any) -> dict[str, list[str]]:
@@ -389,86 +447,6 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
         when = when.replace(tzinfo=dt.UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-def _page_data(document: dict[str, Any], *, url: str, body: bytes) -> PageData:
-    data = document.get("data")
-    if isinstance(data, dict) and "data" in data:
-        rows = data["data"]
-        if not isinstance(rows, list):
-            raise ResponseFormatError("$.data.data is not a list of records", url=url, body=body)
-        return _paged(
-            Shape.PAGINATOR,
-            rows,
-            "$.data.data",
-            data,
-            "$.data",
-            data.get("next_page_url"),
-            url=url,
-            body=body,
-        )
-    if isinstance(data, list):
-        meta = document.get("meta")
-        if meta is None:
-            return PageData(
-                shape=Shape.BARE_LIST,
-                rows=data,
-                rows_path="$.data",
-                current_page=1,
-                last_page=1,
-                per_page=len(data),
-                total=len(data),
-                first_row=1 if data else None,
-                last_row=len(data) or None,
-                has_next_link=False,
-            )
-        if not isinstance(meta, dict):
-            raise ResponseFormatError("$.meta is not an object", url=url, body=body)
-        links = document.get("links")
-        next_link = links.get("next") if isinstance(links, dict) else None
-        return _paged(Shape.RESOURCE, data, "$.data", meta, "$.meta", next_link, url=url, body=body)
-    raise ResponseFormatError(
-        "response is not one of the three shapes: $.data is neither a list nor a paginator",
-        url=url,
-        body=body,
-    )
-
-
-def _paged(
-    shape: Shape,
-    rows: list[Any],
-    rows_path: str,
-    meta: dict[str, Any],
-    meta_path: str,
-    next_link: Any,
-    *,
-    url: str,
-    body: bytes,
-) -> PageData:
-    def number(key: str, *, nullable: bool = False) -> Any:
-        value = meta.get(key)
-        if value is None and nullable:
-            return None
-        if type(value) is int:
-            return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-        raise ResponseFormatError(
-            f"{meta_path}.{key} is {value!r}, not a whole number", url=url, body=body
-        )
-
-    return PageData(
-        shape=shape,
-        rows=rows,
-        rows_path=rows_path,
-        current_page=number("current_page"),
-        last_page=number("last_page"),
-        per_page=number("per_page"),
-        total=number("total"),
-        first_row=number("from", nullable=True),
-        last_row=number("to", nullable=True),
-        has_next_link=next_link is not None,
-    )
 
 
 def next_page(page: PageData) -> int | None:

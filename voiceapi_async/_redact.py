@@ -7,7 +7,7 @@ replaced wherever they appear in a URL, a header value or a body excerpt.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 REDACTED = "[REDACTED]"
 BODY_EXCERPT_CHARS = 500
@@ -46,9 +46,9 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def excerpt(body: bytes | str, limit: int = BODY_EXCERPT_CHARS) -> str:
+def excerpt(body: bytes | str, limit: int = BODY_EXCERPT_CHARS, secrets: Sequence[str] = ()) -> str:
     """Return the redacted start of a response body, at most ``limit`` characters."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     if len(text) > limit:
         text = text[:limit] + f"... [{len(text) - limit} more characters]"
-    return redact(text)
+    return redact(text, *secrets)

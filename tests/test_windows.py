@@ -1,0 +1,141 @@
+import datetime as dt
+import itertools
+from zoneinfo import ZoneInfo
+
+import pendulum
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from voiceapi_async import Report, Window, plan_windows, split_window
+from voiceapi_async._windows import resolve_timezone, wall_time
+
+ZONES = ["UTC", "Asia/Kolkata", "America/New_York"]
+
+
+def test_dates_plan_one_whole_day_window_each() -> None:
+    """Two dates give one window per day, midnight to 23:59:59, inclusive."""
+    windows = plan_windows("calls", dt.date(2024, 2, 28), dt.date(2024, 3, 1), "Asia/Kolkata")
+    assert [w.key for w in windows] == ["calls/2024-02-28", "calls/2024-02-29", "calls/2024-03-01"]
+    assert all(w.is_whole_day for w in windows)
+    assert windows[0].start == pendulum.datetime(2024, 2, 28, tz="Asia/Kolkata")
+    assert windows[-1].end == pendulum.datetime(2024, 3, 1, 23, 59, 59, tz="Asia/Kolkata")
+
+
+def test_iso_date_strings_are_dates() -> None:
+    """ISO date strings plan exactly like dates; a single day is one window."""
+    assert plan_windows(Report.RECORDINGS, "2024-01-31", "2024-01-31", "UTC") == plan_windows(
+        Report.RECORDINGS, dt.date(2024, 1, 31), dt.date(2024, 1, 31), "UTC"
+    )
+    assert len(plan_windows("recordings", "2024-01-31", "2024-01-31", "UTC")) == 1
+
+
+def test_aware_datetimes_are_exact_to_the_second_in_the_account_zone() -> None:
+    """Aware bounds are converted to the account zone; partial first and last days."""
+    start = dt.datetime(2024, 3, 5, 4, 30, 15, 999, tzinfo=dt.UTC)  # 10:00:15 in Kolkata
+    end = "2024-03-06T12:00:00+05:30"
+    windows = plan_windows("calls", start, end, ZoneInfo("Asia/Kolkata"))
+    assert [(w.start.isoformat(), w.end.isoformat()) for w in windows] == [
+        ("2024-03-05T10:00:15+05:30", "2024-03-05T23:59:59+05:30"),
+        ("2024-03-06T00:00:00+05:30", "2024-03-06T12:00:00+05:30"),
+    ]
+    assert not windows[0].is_whole_day
+    assert windows[0].key == "calls/2024-03-05T10:00:15--2024-03-05T23:59:59"
+    assert str(windows[1]) == windows[1].key
+
+
+def test_a_naive_datetime_is_a_type_error_that_says_how_to_fix_it() -> None:
+    """Naive datetimes are ambiguous; the message shows how to attach a zone."""
+    with pytest.raises(TypeError, match=r"naive datetime.*tzinfo=ZoneInfo"):
+        plan_windows("calls", dt.datetime(2024, 1, 1), dt.date(2024, 1, 2), "UTC")
+    with pytest.raises(TypeError, match="end="):
+        plan_windows("calls", "2024-01-01", "2024-01-02T10:00:00", "UTC")
+
+
+def test_end_before_start_is_a_value_error() -> None:
+    """An end before the start is refused, naming both."""
+    with pytest.raises(ValueError, match=r"end \(2024-01-01 23:59:59\) is before start"):
+        plan_windows("calls", "2024-01-02", "2024-01-01", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "needle"),
+    [
+        ("01/02/2024", ValueError, "not an ISO 8601"),
+        (20240101, TypeError, "not int"),
+    ],
+)
+def test_bad_bounds_are_explained(value: object, error: type[Exception], needle: str) -> None:
+    """Slashed dates and numbers are refused with the expected form."""
+    with pytest.raises(error, match=needle):
+        plan_windows("calls", value, "2024-01-02", "UTC")  # type: ignore[arg-type]
+
+
+def test_unknown_report_and_zone_are_refused() -> None:
+    """A report that does not exist and an unknown zone are ValueErrors."""
+    with pytest.raises(ValueError, match="'sms'"):
+        plan_windows("sms", "2024-01-01", "2024-01-01", "UTC")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        plan_windows("calls", "2024-01-01", "2024-01-01", "Nowhere/City")
+    with pytest.raises(TypeError, match="IANA name or a tzinfo"):
+        resolve_timezone(5.5)  # type: ignore[arg-type]
+
+
+def test_fixed_offset_tzinfo_is_accepted() -> None:
+    """A fixed-offset tzinfo works as the account zone."""
+    zone = resolve_timezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    assert zone.utcoffset(None) == dt.timedelta(hours=5, minutes=30)
+    assert resolve_timezone(zone) is zone
+
+
+def test_dst_days_are_planned_in_wall_time() -> None:
+    """Across New York's spring and autumn changes, days still meet at midnight."""
+    windows = plan_windows("calls", "2024-03-09", "2024-11-04", "America/New_York")
+    assert len(windows) == 241
+    for before, after in itertools.pairwise(windows):
+        assert wall_time(after.start) - wall_time(before.end) == dt.timedelta(seconds=1)
+    spring = next(w for w in windows if w.key == "calls/2024-03-10")
+    assert spring.start.utcoffset() == dt.timedelta(hours=-5)
+    assert spring.end.utcoffset() == dt.timedelta(hours=-4)
+
+
+def test_split_window_into_equal_contiguous_parts() -> None:
+    """A day splits into parts that meet exactly; parts are never below a second."""
+    (day,) = plan_windows("calls", "2024-03-05", "2024-03-05", "Asia/Kolkata")
+    parts = split_window(day, 4)
+    assert [p.key for p in parts] == [
+        "calls/2024-03-05T00:00:00--2024-03-05T05:59:59",
+        "calls/2024-03-05T06:00:00--2024-03-05T11:59:59",
+        "calls/2024-03-05T12:00:00--2024-03-05T17:59:59",
+        "calls/2024-03-05T18:00:00--2024-03-05T23:59:59",
+    ]
+    tiny = Window(day.report, day.start, day.start.add(seconds=2))
+    assert len(split_window(tiny, 10)) == 3
+    assert split_window(day, 1) == [day]
+    with pytest.raises(ValueError, match="at least 1"):
+        split_window(day, 0)
+
+
+moments = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2030, 12, 31))
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@given(a=moments, b=moments, parts=st.integers(1, 30))
+def test_windows_cover_any_range_exactly_once(
+    zone: str, a: dt.datetime, b: dt.datetime, parts: int
+) -> None:
+    """Planned and split windows tile the range in wall time: no gap, no overlap."""
+    lo, hi = sorted((a, b))
+    hi = min(hi, lo + dt.timedelta(days=40))
+    tz = ZoneInfo(zone)
+    windows = plan_windows("calls", lo.replace(tzinfo=tz), hi.replace(tzinfo=tz), zone)
+    expect_lo = wall_time(pendulum.instance(lo.replace(tzinfo=tz)).in_timezone(zone))
+    expect_hi = wall_time(pendulum.instance(hi.replace(tzinfo=tz)).in_timezone(zone))
+    pieces = [piece for window in windows for piece in split_window(window, parts)]
+    assert wall_time(pieces[0].start) == expect_lo
+    assert wall_time(pieces[-1].end) == expect_hi
+    for before, after in itertools.pairwise(pieces):
+        assert wall_time(after.start) - wall_time(before.end) == dt.timedelta(seconds=1)
+    for piece in pieces:
+        assert wall_time(piece.start) <= wall_time(piece.end)
+        assert piece.start.date() == piece.end.date()
