@@ -3,8 +3,13 @@
 Every wire-format rule lives here, not on the models: ``HH:MM:SS`` durations
 (hours may exceed 23) or plain seconds, decimal charges, numeric-string pulses,
 naive timestamps read in the account's time zone, open enums, and unknown keys
-kept in ``extra``. Structuring uses cattrs' generated code with fast hooks; the
-slow, detailed path runs only to explain a failure.
+kept in ``extra``.
+
+Three paths, fastest first: a generated fast path per record class
+(``_fastpath.py``) for rows in the common wire types; the cattrs-generated hook
+with one strict hook per field, which is the reference and handles the rest (a
+numeric id, an aware timestamp); and a slow per-field diagnosis that runs only to
+explain a failure as a :class:`RecordError`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.orjson import OrjsonConverter, configure_converter
 
 from voiceapi_async._errors import RecordError
+from voiceapi_async._fastpath import FieldRule, Kind, compile_structure
 from voiceapi_async._models import Call, CallStatus, HangupBy, Recording
 from voiceapi_async._windows import Timezone, TimezoneLike, resolve_timezone
 
@@ -183,6 +189,7 @@ class VoiceConverter(OrjsonConverter):
         super().__init__(detailed_validation=False, forbid_extra_keys=False)
         self.timezone = timezone
         self.field_hooks: dict[type[Any], dict[str, StructureHook]] = {}
+        self.strict_hooks: dict[type[Any], StructureHook] = {}
 
     def structure_rows(self, rows: Sequence[Any], cls: type[T], *, path: str = "$.data") -> list[T]:
         """Structure a page's rows into ``cls`` records.
@@ -239,15 +246,20 @@ class VoiceConverter(OrjsonConverter):
         return value.strftime("%Y-%m-%d %H:%M:%S")
 
     def _register_record(
-        self, cls: type[Any], hooks: dict[str, StructureHook], unstructure: dict[str, Any]
+        self,
+        cls: type[Any],
+        rules: Mapping[str, FieldRule],
+        hooks: Mapping[str, StructureHook],
+        unstructure: Mapping[str, Any],
     ) -> None:
-        self.field_hooks[cls] = hooks
-        known = frozenset(field.name for field in attrs.fields(cls)) - {"extra"}
-        base_structure = make_dict_structure_fn(
-            cls,
-            self,
-            extra=override(omit=True),
-            **cast(dict[str, Any], {name: override(struct_hook=h) for name, h in hooks.items()}),
+        self.field_hooks[cls] = dict(hooks)
+        overrides = {name: override(struct_hook=hook) for name, hook in hooks.items()}
+        strict = make_dict_structure_fn(
+            cls, self, extra=override(omit=True), **cast(dict[str, Any], overrides)
+        )
+        self.strict_hooks[cls] = strict
+        fast = compile_structure(
+            cls, rules, hooks, strict, duration_cache=_DURATION_CACHE, timezone=self.timezone
         )
         base_unstructure = make_dict_unstructure_fn(
             cls,
@@ -258,22 +270,59 @@ class VoiceConverter(OrjsonConverter):
             ),
         )
 
-        def structure(row: Mapping[str, Any], _: Any) -> Any:
-            record = base_structure(row, cls)
-            if len(row) > len(known):
-                extra = {key: value for key, value in row.items() if key not in known}
-                if extra:
-                    object.__setattr__(record, "extra", extra)
-            return record
-
         def unstructure_record(record: Any) -> dict[str, Any]:
             wire: dict[str, Any] = base_unstructure(record)
             if record.extra:
                 wire.update(record.extra)
             return wire
 
-        self.register_structure_hook(cls, structure)
+        self.register_structure_hook(cls, fast)
         self.register_unstructure_hook(cls, unstructure_record)
+
+
+_TEXT = FieldRule(Kind.TEXT)
+_OPTIONAL_TEXT = FieldRule(Kind.OPTIONAL_TEXT)
+_DURATION = FieldRule(Kind.DURATION)
+_OPTIONAL_TIMESTAMP = FieldRule(Kind.OPTIONAL_TIMESTAMP)
+_CALL_RULES: Mapping[str, FieldRule] = {
+    "id": _TEXT,
+    "call_from": _TEXT,
+    "call_to": _TEXT,
+    "service": _OPTIONAL_TEXT,
+    "bridge": _OPTIONAL_TEXT,
+    "status": FieldRule(Kind.ENUM, {m.value: m for m in CallStatus}),
+    "duration": _DURATION,
+    "billing": _DURATION,
+    "pulsing": FieldRule(Kind.INT),
+    "charges": FieldRule(Kind.DECIMAL),
+    "start_at": _OPTIONAL_TIMESTAMP,
+    "end_at": _OPTIONAL_TIMESTAMP,
+    "hangup_by": FieldRule(Kind.OPTIONAL_ENUM, {m.value: m for m in HangupBy}),
+    "dtmf": _OPTIONAL_TEXT,
+    "location": _OPTIONAL_TEXT,
+    "region": _OPTIONAL_TEXT,
+    "provider": _OPTIONAL_TEXT,
+    "notes": _OPTIONAL_TEXT,
+    "name": _OPTIONAL_TEXT,
+    "audio": _OPTIONAL_TEXT,
+}
+_RECORDING_RULES: Mapping[str, FieldRule] = {
+    "id": _TEXT,
+    "call_from": _TEXT,
+    "call_to": _TEXT,
+    "audio": _OPTIONAL_TEXT,
+    "duration": _DURATION,
+    "agent": FieldRule(Kind.RAW),
+    "created_at": FieldRule(Kind.TIMESTAMP),
+}
+
+
+def _text_hooks(rules: Mapping[str, FieldRule]) -> dict[str, StructureHook]:
+    return {
+        name: _structure_str if rule.kind is Kind.TEXT else _structure_optional_str
+        for name, rule in rules.items()
+        if rule.kind in (Kind.TEXT, Kind.OPTIONAL_TEXT)
+    }
 
 
 def make_converter(timezone: TimezoneLike) -> VoiceConverter:
@@ -282,8 +331,6 @@ def make_converter(timezone: TimezoneLike) -> VoiceConverter:
     converter = VoiceConverter(zone)
     configure_converter(converter)
 
-    text = _structure_str
-    optional_text = _structure_optional_str
     timestamp = _timestamp_hook(zone, nullable=False)
     optional_timestamp = _timestamp_hook(zone, nullable=True)
 
@@ -293,29 +340,21 @@ def make_converter(timezone: TimezoneLike) -> VoiceConverter:
     def format_timestamp(value: dt.datetime | None) -> str | None:
         return None if value is None else converter.format_datetime(value)
 
+    call_status = _open_enum(CallStatus, nullable=False)
+    hangup_by = _open_enum(HangupBy, nullable=True)
     converter._register_record(
         Call,
+        _CALL_RULES,
         {
-            "id": text,
-            "call_from": text,
-            "call_to": text,
-            "service": optional_text,
-            "bridge": optional_text,
-            "status": _open_enum(CallStatus, nullable=False),
+            **_text_hooks(_CALL_RULES),
+            "status": call_status,
             "duration": _structure_duration,
             "billing": _structure_duration,
             "pulsing": _structure_int,
             "charges": _structure_decimal,
             "start_at": optional_timestamp,
             "end_at": optional_timestamp,
-            "hangup_by": _open_enum(HangupBy, nullable=True),
-            "dtmf": optional_text,
-            "location": optional_text,
-            "region": optional_text,
-            "provider": optional_text,
-            "notes": optional_text,
-            "name": optional_text,
-            "audio": optional_text,
+            "hangup_by": hangup_by,
         },
         {
             "status": str,
@@ -330,11 +369,9 @@ def make_converter(timezone: TimezoneLike) -> VoiceConverter:
     )
     converter._register_record(
         Recording,
+        _RECORDING_RULES,
         {
-            "id": text,
-            "call_from": text,
-            "call_to": text,
-            "audio": optional_text,
+            **_text_hooks(_RECORDING_RULES),
             "duration": _structure_duration,
             "agent": passthrough,
             "created_at": timestamp,

@@ -7,6 +7,7 @@ Pure data: frozen, slotted attrs classes with no I/O and no wire-format rules
 from __future__ import annotations
 
 import enum
+import types
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -59,11 +60,18 @@ class Shape(enum.StrEnum):
     """Records in ``data``, paging in ``meta`` and ``links``."""
 
 
+_NO_EXTRA: Mapping[str, Any] = types.MappingProxyType({})
+
+
+def _dict_repr(value: Mapping[str, Any]) -> str:
+    return repr(dict(value))
+
+
 def _redacted_repr(value: str | None) -> str:
     return repr(None if value is None else redact(value))
 
 
-@attrs.frozen(slots=True, kw_only=True)
+@attrs.frozen(slots=True)
 class Call:
     """One call from the call-log report (``voice/calls``).
 
@@ -91,10 +99,12 @@ class Call:
     notes: str | None
     name: str | None
     audio: str | None = attrs.field(repr=_redacted_repr)
-    extra: Mapping[str, JSON] = attrs.field(factory=dict, eq=False, hash=False)
+    extra: Mapping[str, JSON] = attrs.field(
+        default=_NO_EXTRA, eq=False, hash=False, repr=_dict_repr
+    )
 
 
-@attrs.frozen(slots=True, kw_only=True)
+@attrs.frozen(slots=True)
 class Recording:
     """One recording from the recordings report (``voice/recordings``).
 
@@ -109,7 +119,9 @@ class Recording:
     duration: pendulum.Duration
     agent: JSON = attrs.field(eq=False, hash=False)
     created_at: pendulum.DateTime
-    extra: Mapping[str, JSON] = attrs.field(factory=dict, eq=False, hash=False)
+    extra: Mapping[str, JSON] = attrs.field(
+        default=_NO_EXTRA, eq=False, hash=False, repr=_dict_repr
+    )
 
 
 Record = Call | Recording
