@@ -1,0 +1,30 @@
+"""A local, faithful Voice API for tests, benchmarks and demos.
+
+``async with run_simulator(shape="c") as sim:`` serves it on a free loopback port
+(``sim.base_url``); ``sim.dataset`` and ``sim.ids_between`` answer ground-truth
+questions; ``sim.observed`` tells what clients did. Also a pytest plugin (the
+``voice_simulator`` fixture) and ``python -m voiceapi_async.testing serve``.
+"""
+
+from voiceapi_async.testing._dataset import Dataset, DayData
+from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
+from voiceapi_async.testing._server import (
+    ObservedRequest,
+    Observations,
+    SimulatorConfig,
+    VoiceSimulator,
+    run_simulator,
+)
+
+__all__ = [
+    "FAULT_KINDS",
+    "Dataset",
+    "DayData",
+    "Fate",
+    "Faults",
+    "ObservedRequest",
+    "Observations",
+    "SimulatorConfig",
+    "VoiceSimulator",
+    "run_simulator",
+]
