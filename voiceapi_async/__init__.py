@@ -3,6 +3,7 @@
 Only the names in ``__all__`` are public; everything else may change.
 """
 
+from voiceapi_async._config import ClientConfig, RetryPolicy
 from voiceapi_async._convert import VoiceConverter, make_converter
 from voiceapi_async._errors import (
     APIStatusError,
@@ -31,7 +32,10 @@ from voiceapi_async._models import (
     Window,
 )
 from voiceapi_async._protocol import AuthMode
+from voiceapi_async._stream import RecordStream
+from voiceapi_async._transport import ClientStats
 from voiceapi_async._windows import plan_windows, split_window
+from voiceapi_async.client import VoiceClient
 
 __all__ = [
     "APIStatusError",
@@ -39,6 +43,8 @@ __all__ = [
     "AuthenticationError",
     "Call",
     "CallStatus",
+    "ClientConfig",
+    "ClientStats",
     "HangupBy",
     "NotFoundError",
     "Page",
@@ -47,15 +53,18 @@ __all__ = [
     "RateLimitError",
     "Record",
     "RecordError",
+    "RecordStream",
     "Recording",
     "Report",
     "RequestTimeoutError",
     "ResponseFormatError",
+    "RetryPolicy",
     "ServerError",
     "Shape",
     "TransportError",
     "ValidationError",
     "VoiceAPIError",
+    "VoiceClient",
     "VoiceConverter",
     "Window",
     "make_converter",

@@ -9,8 +9,8 @@ questions; ``sim.observed`` tells what clients did. Also a pytest plugin (the
 from voiceapi_async.testing._dataset import Dataset, DayData
 from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
 from voiceapi_async.testing._server import (
-    ObservedRequest,
     Observations,
+    ObservedRequest,
     SimulatorConfig,
     VoiceSimulator,
     run_simulator,
@@ -22,8 +22,8 @@ __all__ = [
     "DayData",
     "Fate",
     "Faults",
-    "ObservedRequest",
     "Observations",
+    "ObservedRequest",
     "SimulatorConfig",
     "VoiceSimulator",
     "run_simulator",

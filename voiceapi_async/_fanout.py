@@ -1,0 +1,77 @@
+"""Many windows at once: bounded concurrency, order, and back-pressure.
+
+Pages travel to the consumer through one bounded queue. In order mode each
+window writes into its own small queue and a merger forwards them window by
+window, so at most ``max_windows`` windows are read or buffered at a time and a
+slow consumer holds every producer back. Without order, windows write straight
+into the shared queue as their pages complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from voiceapi_async._models import Window
+
+PAGES_PER_WINDOW_BUFFER = 2
+"""Pages a window may have ready before the consumer takes them (order mode)."""
+
+ReadWindow = Callable[[Window, Callable[[Any], Awaitable[None]]], Awaitable[None]]
+"""Read one window, emitting its pages through the callback."""
+
+_WINDOW_DONE = object()
+
+
+async def run_windows(
+    windows: Sequence[Window],
+    read: ReadWindow,
+    emit: Callable[[Any], Awaitable[None]],
+    *,
+    max_windows: int,
+    ordered: bool,
+) -> None:
+    """Read every window, at most ``max_windows`` at once, emitting their pages.
+
+    With ``ordered`` the pages come window by window, each window's pages in order;
+    otherwise as they complete. Returns when every window is done; the first error
+    cancels the rest and propagates.
+    """
+    slots = asyncio.Semaphore(max_windows)
+    if not ordered:
+        async with asyncio.TaskGroup() as group:
+            for window in windows:
+                await slots.acquire()
+                group.create_task(_release_after(slots, read(window, emit)))
+        return
+    queues: asyncio.Queue[asyncio.Queue[Any] | None] = asyncio.Queue()
+
+    async def produce(window: Window, queue: asyncio.Queue[Any]) -> None:
+        await read(window, queue.put)
+        await queue.put(_WINDOW_DONE)
+
+    async def launch(group: asyncio.TaskGroup) -> None:
+        for window in windows:
+            await slots.acquire()
+            queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
+            queues.put_nowait(queue)
+            group.create_task(produce(window, queue))
+        queues.put_nowait(None)
+
+    async def merge() -> None:
+        while (queue := await queues.get()) is not None:
+            while (page := await queue.get()) is not _WINDOW_DONE:
+                await emit(page)
+            slots.release()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(launch(group))
+        group.create_task(merge())
+
+
+async def _release_after(slots: asyncio.Semaphore, work: Awaitable[None]) -> None:
+    try:
+        await work
+    finally:
+        slots.release()

@@ -1,0 +1,158 @@
+"""One window's pages: page 1, then the rest concurrently, de-duplicated and checked.
+
+Page 1 tells the size of the window (``last_page``, ``total``). A window whose page
+1 announces more than ``split_pages`` pages is split into sub-day windows first.
+Pages 2..N are fetched through a sliding set of at most ``max_concurrent`` tasks
+and handed on in page order. Records whose id was already handed on are dropped.
+When the distinct ids of a pass do not match ``total``, or the server's numbers
+moved between pages, the window changed under us: it is read again (bounded),
+then :class:`PagingError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic
+
+import attrs
+
+from voiceapi_async._convert import VoiceConverter
+from voiceapi_async._errors import PagingError
+from voiceapi_async._models import Page, RecordT, Window
+from voiceapi_async._protocol import PageData, next_page
+from voiceapi_async._windows import split_window
+
+logger = logging.getLogger("voiceapi_async")
+
+FetchPage = Callable[[Window, int], Coroutine[Any, Any, PageData]]
+"""Fetch one page of one window."""
+Emit = Callable[[Page[RecordT]], Awaitable[None]]
+"""Hand a page on (may wait: that is the back-pressure)."""
+
+_SHORTEST_SPLIT_SECONDS = 60
+
+
+@attrs.frozen(kw_only=True)
+class WindowReader(Generic[RecordT]):
+    """Reads windows of one report into typed pages."""
+
+    fetch: FetchPage
+    converter: VoiceConverter
+    record_type: type[RecordT]
+    max_concurrent: int
+    split_pages: int
+    rereads: int
+
+    async def read(self, window: Window, emit: Emit[RecordT]) -> None:
+        """Read every page of ``window`` and emit them in page order.
+
+        Raises:
+            PagingError: the window kept changing while it was read.
+        """
+        seen: set[str] = set()
+        for attempt in range(self.rereads + 1):
+            if await self._read_pass(window, emit, seen, first_pass=attempt == 0):
+                return
+            logger.warning("window %s changed while paging; reading it again", window.key)
+        raise PagingError(
+            f"window {window.key} changed while it was read {self.rereads + 1} times "
+            "(records arrived or left between pages); try again later or use smaller windows"
+        )
+
+    async def _read_pass(
+        self, window: Window, emit: Emit[RecordT], seen: set[str], *, first_pass: bool
+    ) -> bool:
+        first = await self.fetch(window, 1)
+        if (
+            next_page(first) is not None
+            and first.last_page > self.split_pages
+            and (window.end - window.start).total_seconds() >= _SHORTEST_SPLIT_SECONDS
+        ):
+            parts = math.ceil(first.last_page / self.split_pages)
+            logger.info(
+                "window %s has %d pages: reading it as %d parts", window.key, first.last_page, parts
+            )
+            for part in split_window(window, parts):
+                await self.read(part, emit)
+            return True
+        state = _Pass(first, seen)
+        await self._deliver(window, first, state, emit, first_pass=first_pass)
+        if next_page(first) is not None:
+            await self._read_rest(window, first, state, emit, first_pass=first_pass)
+        return state.consistent and len(state.ids) == first.total
+
+    async def _read_rest(
+        self,
+        window: Window,
+        first: PageData,
+        state: _Pass,
+        emit: Emit[RecordT],
+        *,
+        first_pass: bool,
+    ) -> None:
+        numbers = iter(range(first.current_page + 1, first.last_page + 1))
+        pending: collections.deque[asyncio.Task[PageData]] = collections.deque()
+        async with asyncio.TaskGroup() as group:
+            try:
+                for number in numbers:
+                    pending.append(group.create_task(self.fetch(window, number)))
+                    if len(pending) >= self.max_concurrent:
+                        break
+                while pending:
+                    page = await pending.popleft()
+                    await self._deliver(window, page, state, emit, first_pass=first_pass)
+                    if next_page(page) is None:
+                        break
+                    following = next(numbers, None)
+                    if following is not None:
+                        pending.append(group.create_task(self.fetch(window, following)))
+            finally:
+                for task in pending:
+                    task.cancel()
+
+    async def _deliver(
+        self, window: Window, data: PageData, state: _Pass, emit: Emit[RecordT], *, first_pass: bool
+    ) -> None:
+        records = self.converter.structure_rows(data.rows, self.record_type, path=data.rows_path)
+        state.check(data)
+        fresh = []
+        for record in records:
+            state.ids.add(record.id)
+            if record.id not in state.seen:
+                state.seen.add(record.id)
+                fresh.append(record)
+        if fresh or first_pass:
+            await emit(
+                Page(
+                    records=fresh,
+                    window=window,
+                    shape=data.shape,
+                    current_page=data.current_page,
+                    last_page=data.last_page,
+                    per_page=data.per_page,
+                    total=data.total,
+                )
+            )
+
+
+class _Pass:
+    """What one read of a window saw: its ids and whether the numbers held still."""
+
+    def __init__(self, first: PageData, seen: set[str]) -> None:
+        self.first = first
+        self.seen = seen
+        self.ids: set[str] = set()
+        self.consistent = True
+
+    def check(self, data: PageData) -> None:
+        first = self.first
+        if (data.total, data.last_page, data.per_page) != (
+            first.total,
+            first.last_page,
+            first.per_page,
+        ):
+            self.consistent = False

@@ -1,0 +1,203 @@
+"""The one place that speaks HTTP: session, limits, timeouts and retries.
+
+Every request of a client goes through :meth:`Transport.get_page`: it waits out a
+server-requested pause (a 429 pauses the whole client), takes a slot of the
+in-flight limit, a token of the rate limiter, sends the request with per-attempt
+timeouts, deciphers the answer, and retries what is worth retrying with jittered
+exponential backoff (stamina), bounded by attempts and a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import aiohttp
+import attrs
+import stamina
+import yarl
+from aiolimiter import AsyncLimiter
+
+from voiceapi_async._config import ClientConfig
+from voiceapi_async._errors import (
+    RateLimitError,
+    RequestTimeoutError,
+    TransportError,
+    VoiceAPIError,
+)
+from voiceapi_async._protocol import PageData, RequestSpec, decipher
+from voiceapi_async._redact import redact
+
+logger = logging.getLogger("voiceapi_async")
+logger.addHandler(logging.NullHandler())
+# stamina reports each scheduled retry on its own logger; without this, an
+# application that never configured logging would see them on stderr.
+logging.getLogger("stamina").addHandler(logging.NullHandler())
+
+_DEFAULT_RETRY_AFTER = 1.0
+
+
+@attrs.define
+class ClientStats:
+    """Counters of one client's work, updated as it runs."""
+
+    requests: int = 0
+    """HTTP requests sent (attempts, retries included)."""
+    retries: int = 0
+    """Attempts that were retries."""
+    rate_limited: int = 0
+    """429 answers received."""
+    pages: int = 0
+    """Pages delivered to streams."""
+    records: int = 0
+    """Records delivered to streams (after de-duplication)."""
+    bytes: int = 0
+    """Response body bytes received."""
+
+
+class Transport:
+    """Owns the aiohttp session (or borrows the caller's) and every request's limits."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    ) -> None:
+        self._config = config
+        self._session = session
+        self._owns_session = session is None
+        self._trace_configs = list(trace_configs)
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._limiter = _limiter(config.rate_limit)
+        self._paused_until = 0.0
+        self._secrets = (config.token,)
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.attempt_timeout,
+            connect=config.connect_timeout,
+            sock_read=config.read_timeout,
+        )
+        self.stats = ClientStats()
+
+    @property
+    def owns_session(self) -> bool:
+        """Whether the session was created here (and is closed here)."""
+        return self._owns_session
+
+    @property
+    def has_open_session(self) -> bool:
+        """Whether a session this transport owns is open."""
+        return self._owns_session and self._session is not None and not self._session.closed
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._config.max_in_flight, limit_per_host=self._config.max_in_flight
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trust_env=self._config.trust_env,
+                trace_configs=self._trace_configs or None,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    async def get_page(self, spec: RequestSpec) -> PageData:
+        """Fetch and decipher one page, retrying transient failures.
+
+        Raises:
+            VoiceAPIError: the typed error of the last attempt, or a non-retryable one.
+        """
+        policy = self._config.retry
+        first = True
+        async for attempt in stamina.retry_context(
+            on=self._backoff,
+            attempts=policy.attempts,
+            timeout=policy.deadline,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                if not first:
+                    self.stats.retries += 1
+                first = False
+                return await self._attempt(spec)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    def _backoff(self, exc: Exception) -> bool | float:
+        if not isinstance(exc, VoiceAPIError) or not exc.retryable:
+            return False
+        if isinstance(exc, RateLimitError):
+            wait = min(
+                exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_AFTER,
+                self._config.retry.max_retry_after,
+            )
+            self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            logger.warning("rate limited: pausing every request for %.1fs", wait)
+            return wait
+        logger.info("retrying after %s", exc)
+        return True
+
+    async def _attempt(self, spec: RequestSpec) -> PageData:
+        session = self._open_session()
+        url = spec.encoded_url()
+        safe_url = redact(url, *self._secrets)
+        async with self._slots:
+            # A 429 seen while sleeping moves the deadline: re-check after each sleep.
+            while (delay := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(delay)
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            self.stats.requests += 1
+            started = time.monotonic()
+            try:
+                async with session.request(
+                    spec.method,
+                    yarl.URL(url, encoded=True),
+                    headers=dict(spec.headers),
+                    allow_redirects=False,
+                    timeout=self._timeout,
+                ) as response:
+                    body = await response.read()
+                    status, headers = response.status, response.headers
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"no complete answer within the attempt timeout "
+                    f"({self._config.attempt_timeout:g}s, read {self._config.read_timeout:g}s)",
+                    url=safe_url,
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise TransportError(
+                    f"{type(exc).__name__}: {exc}", url=safe_url, secrets=self._secrets
+                ) from None
+        self.stats.bytes += len(body)
+        elapsed = (time.monotonic() - started) * 1000
+        logger.debug(
+            "%s %s -> %d (%d bytes, %.0f ms)", spec.method, safe_url, status, len(body), elapsed
+        )
+        try:
+            return decipher(status, headers, body, url=safe_url, secrets=self._secrets)
+        except RateLimitError:
+            self.stats.rate_limited += 1
+            raise
+
+
+def _limiter(per_minute: int) -> AsyncLimiter | None:
+    """Return a limiter that never lets more than ``per_minute`` requests into any minute.
+
+    A bucket of one, refilled every ``60 / (per_minute - 1)`` seconds, allows at most
+    ``1 + (per_minute - 1)`` requests in any 60-second span.
+    """
+    if per_minute <= 0:
+        return None
+    if per_minute == 1:
+        return AsyncLimiter(1, 60.0)
+    return AsyncLimiter(1, 60.0 / (per_minute - 1))

@@ -1,0 +1,204 @@
+"""VoiceClient: the asyncio client for the call-log and recording reports."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from voiceapi_async._config import ClientConfig
+from voiceapi_async._convert import make_converter
+from voiceapi_async._fanout import run_windows
+from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
+from voiceapi_async._paging import WindowReader
+from voiceapi_async._protocol import PageData, build_request
+from voiceapi_async._stream import RecordStream
+from voiceapi_async._transport import ClientStats, Transport
+from voiceapi_async._windows import DateLike, plan_windows
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class VoiceClient:
+    """An asyncio client for the Voice API's call-log and recording reports.
+
+    One client holds one ``aiohttp.ClientSession`` (created inside the running
+    loop), one in-flight limit and one rate limiter shared by all its streams::
+
+        async with VoiceClient(base_url=..., token=..., timezone="Asia/Kolkata") as client:
+            async for call in client.calls("2024-01-01", "2024-01-31"):
+                ...
+
+    Args:
+        config: a :class:`ClientConfig`; or pass its fields as keyword arguments.
+        session: an aiohttp session to use; the client never closes it.
+        trace_configs: aiohttp trace configs, for your own tracing (ignored with ``session``).
+        **settings: :class:`ClientConfig` fields, used when ``config`` is not given
+            (or applied on top of it).
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        **settings: Any,
+    ) -> None:
+        if config is None:
+            config = ClientConfig(**settings)
+        elif settings:
+            config = ClientConfig(**{**_fields(config), **settings})
+        self.config = config
+        self._converter = make_converter(config.timezone)
+        self._transport = Transport(config, session=session, trace_configs=trace_configs)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<VoiceClient {self.config.base_url} tz={self.config.timezone} {state}>"
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters of this client's requests, retries, 429s, pages, records and bytes."""
+        return self._transport.stats
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    async def __aenter__(self) -> VoiceClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client's own session. Idempotent; a closed client refuses new work."""
+        self._closed = True
+        await self._transport.aclose()
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport.has_open_session and not self._closed:
+            warnings.warn(
+                f"{self!r} was never closed: use 'async with VoiceClient(...)' or "
+                "'await client.aclose()'",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    def calls(
+        self,
+        start: DateLike,
+        end: DateLike,
+        *,
+        ordered: bool = True,
+        max_items: int | None = None,
+    ) -> RecordStream[Call]:
+        """Stream the calls whose ``end_at`` falls in ``start``..``end`` (both inclusive).
+
+        Dates and ISO date strings cover whole days; aware datetimes are exact to the
+        second. Windows are per day in the account's time zone.
+
+        Args:
+            start: the first day, or an aware datetime.
+            end: the last day (inclusive), or an aware datetime.
+            ordered: chronological by window, then page (True); or as pages complete.
+            max_items: stop after this many records.
+
+        Raises:
+            TypeError: a naive datetime, or a value of the wrong type.
+            ValueError: ``end`` is before ``start``.
+            RuntimeError: the client is closed.
+        """
+        return self._stream(Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items)
+
+    def recordings(
+        self,
+        start: DateLike,
+        end: DateLike,
+        *,
+        ordered: bool = True,
+        max_items: int | None = None,
+    ) -> RecordStream[Recording]:
+        """Stream the recordings whose ``created_at`` falls in ``start``..``end``.
+
+        Same arguments and errors as :meth:`calls`.
+        """
+        return self._stream(
+            Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this VoiceClient is closed; create a new one")
+
+    def _stream(
+        self,
+        report: Report,
+        record_type: type[RecordT],
+        start: DateLike,
+        end: DateLike,
+        *,
+        ordered: bool,
+        max_items: int | None,
+    ) -> RecordStream[RecordT]:
+        self._check_open()
+        windows = plan_windows(report, start, end, self.config.timezone)
+        config = self.config
+        reader: WindowReader[RecordT] = WindowReader(
+            fetch=self._fetch,
+            converter=self._converter,
+            record_type=record_type,
+            max_concurrent=config.max_in_flight,
+            split_pages=config.split_pages,
+            rereads=config.rereads,
+        )
+
+        async def produce(emit: Any) -> None:
+            await run_windows(
+                windows, reader.read, emit, max_windows=config.max_windows, ordered=ordered
+            )
+
+        return RecordStream(
+            produce,
+            description=f"{report} {windows[0].start.date()}..{windows[-1].end.date()}",
+            max_items=max_items,
+            deadline=config.deadline,
+            on_page=self._count,
+        )
+
+    async def _fetch(self, window: Window, page: int) -> PageData:
+        self._check_open()
+        config = self.config
+        spec = build_request(
+            config.base_url,
+            window,
+            page,
+            token=config.token,
+            auth=config.auth,
+            per_page=config.per_page,
+            user_agent=config.user_agent,
+        )
+        return await self._transport.get_page(spec)
+
+    def _count(self, page: Page[Any]) -> None:
+        stats = self._transport.stats
+        stats.pages += 1
+        stats.records += len(page.records)
+
+
+def _fields(config: ClientConfig) -> dict[str, Any]:
+    return attrs.asdict(config, recurse=False)
