@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic
@@ -54,7 +55,14 @@ class RecordStream(Generic[RecordT]):
         self._deadline = deadline
         self._on_page: Callable[[Page[RecordT]], None] | None = on_page
         self._started = False
-        self._active: AsyncGenerator[Any, None] | None = None
+        # A weak reference: a strong one would make stream and generator a cycle, and
+        # a loop left by `break` would then be cleaned up by the garbage collector
+        # (late, in any order) instead of at once by the event loop's finalizer hook.
+        self._active: weakref.ref[AsyncGenerator[Any, None]] | None = None
+        # Inside `async with stream:` the generator is held strongly so that leaving
+        # the block can close it even after a `break` dropped the loop's reference.
+        self._held: AsyncGenerator[Any, None] | None = None
+        self._in_context = False
 
     def __repr__(self) -> str:
         return f"<RecordStream {self._description}>"
@@ -87,11 +95,13 @@ class RecordStream(Generic[RecordT]):
 
     async def aclose(self) -> None:
         """Stop fetching now: cancel in-flight requests and wait for them to end."""
-        active, self._active = self._active, None
+        active = self._held or (self._active() if self._active is not None else None)
+        self._active = self._held = None
         if active is not None:
             await active.aclose()
 
     async def __aenter__(self) -> RecordStream[RecordT]:
+        self._in_context = True
         return self
 
     async def __aexit__(
@@ -110,7 +120,9 @@ class RecordStream(Generic[RecordT]):
                 f"{self!r} was already consumed; call client.calls()/recordings() again"
             )
         self._started = True
-        self._active = iterator
+        self._active = weakref.ref(iterator)
+        if self._in_context:
+            self._held = iterator
         return iterator
 
     async def _records(self) -> AsyncGenerator[RecordT, None]:

@@ -1,0 +1,482 @@
+import asyncio
+import datetime as dt
+import gc
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from voiceapi_async import (
+    AuthenticationError,
+    Call,
+    ClientConfig,
+    NotFoundError,
+    PagingError,
+    Recording,
+    RetryPolicy,
+    VoiceClient,
+)
+from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
+
+TOKEN = "tok-7f3a9c2e5b1d"
+FAST_RETRIES = RetryPolicy(attempts=12, wait_initial=0.0, wait_max=0.02, wait_jitter=0.01)
+DAY = (dt.datetime(2024, 3, 5), dt.datetime(2024, 3, 5, 23, 59, 59))
+WEEK = (dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 7, 23, 59, 59))
+FAULTY = Faults(
+    latency_ms=2,
+    server_error=0.08,
+    reset=0.04,
+    truncated=0.04,
+    error_in_200=0.03,
+    html_error=0.03,
+)
+
+
+def client_for(sim: VoiceSimulator, **settings: Any) -> VoiceClient:
+    options: dict[str, Any] = {
+        "base_url": sim.base_url,
+        "token": TOKEN,
+        "timezone": "Asia/Kolkata",
+        "rate_limit": 0,
+        "retry": FAST_RETRIES,
+    }
+    options.update(settings)
+    return VoiceClient(**options)
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[VoiceSimulator]:
+    async with run_simulator(token=TOKEN, calls_per_day=120, rate_limit=0) as simulator:
+        yield simulator
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("shape", ["a", "b", "c"])
+@pytest.mark.parametrize("per_page", [7, 40, 100])
+async def test_records_equal_ground_truth_under_faults(shape: str, per_page: int) -> None:
+    """Any shape and page size, with 5xx, resets, truncation, 429s and latency: exact truth."""
+    async with (
+        run_simulator(
+            token=TOKEN,
+            shape=shape,
+            calls_per_day=90,
+            faults=FAULTY,
+            seed=per_page,
+            rate_limit=40,
+            rate_window=1.0,
+        ) as sim,
+        client_for(sim, per_page=per_page) as client,
+    ):
+        calls = await client.calls("2024-03-01", "2024-03-07").collect()
+        recordings = await client.recordings("2024-03-01", "2024-03-07").collect()
+    call_ids = [call.id for call in calls]
+    recording_ids = [recording.id for recording in recordings]
+    assert len(call_ids) == len(set(call_ids))
+    assert set(call_ids) == sim.ids_between("calls", *WEEK)
+    assert len(recording_ids) == len(set(recording_ids))
+    assert set(recording_ids) == sim.ids_between("recordings", *WEEK)
+    assert sum(sim.observed.faults.values()) > 0
+    assert client.stats.retries > 0
+    if per_page == 7 and shape != "a":
+        assert client.stats.rate_limited > 0
+    assert client.stats.records == len(calls) + len(recordings)
+
+
+@pytest.mark.asyncio
+async def test_rate_limited_server_is_waited_out() -> None:
+    """429s with Retry-After pause the client, which then finishes with every record."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=60, rate_limit=6, rate_window=1.0) as sim,
+        client_for(sim, per_page=10) as client,
+    ):
+        calls = await client.calls("2024-03-04", "2024-03-06").collect()
+    assert {call.id for call in calls} == sim.ids_between(
+        "calls", dt.datetime(2024, 3, 4), dt.datetime(2024, 3, 6, 23, 59, 59)
+    )
+    assert client.stats.rate_limited > 0
+    limited = [r for r in sim.observed.requests if r.status == 429]
+    assert limited
+    first = limited[0]
+    # The whole client paused: apart from requests already in flight when the first
+    # 429 came, nothing reached the server during the second it asked to wait.
+    pause = (first.time + 0.1, first.time + 0.9)
+    during_pause = [r for r in sim.observed.requests if pause[0] < r.time < pause[1]]
+    assert during_pause == []
+
+
+@pytest.mark.asyncio
+async def test_in_flight_limit_holds(sim: VoiceSimulator) -> None:
+    """The simulator never sees more requests at once than max_in_flight."""
+    slow_server = run_simulator(token=TOKEN, calls_per_day=200, faults=Faults(latency_ms=20))
+    async with slow_server as slow, client_for(slow, per_page=5, max_in_flight=3) as client:
+        await client.calls("2024-03-01", "2024-03-04").collect()
+    assert slow.observed.max_in_flight == 3
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_holds(sim: VoiceSimulator) -> None:
+    """The client's rate limiter keeps the request rate under the configured one."""
+    async with client_for(sim, per_page=10, rate_limit=600) as client:
+        await client.calls("2024-03-01", "2024-03-02").collect()
+    assert client.stats.requests >= 20
+    assert sim.observed.max_per_second <= 11
+    assert sim.observed.max_per_minute <= 600
+
+
+@pytest.mark.asyncio
+async def test_wrong_token_fails_at_once_without_retries(sim: VoiceSimulator) -> None:
+    """A bad token raises AuthenticationError on the first answer, never retried."""
+    async with client_for(sim, token="wrong-token") as client:
+        with pytest.raises(AuthenticationError) as caught:
+            await client.calls("2024-03-01", "2024-03-10").collect()
+    assert client.stats.retries == 0
+    assert len(sim.observed.report_requests()) <= 8
+    assert "wrong-token" not in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_wrong_path_is_not_found_without_retries(sim: VoiceSimulator) -> None:
+    """A base URL with the wrong version raises NotFoundError at once."""
+    base = sim.base_url.replace("/v2/", "/v3/")
+    async with client_for(sim, base_url=base) as client:
+        with pytest.raises(NotFoundError):
+            await client.calls("2024-03-01", "2024-03-01").collect()
+    assert client.stats.retries == 0
+
+
+@pytest.mark.asyncio
+async def test_streams_batches_pages_and_limits(sim: VoiceSimulator) -> None:
+    """Async for, batches(n), pages(), max_items and await all read the same data."""
+    async with client_for(sim, per_page=15) as client:
+        records = [call async for call in client.calls(*DAY_DATES)]
+        batches = [batch async for batch in client.calls(*DAY_DATES).batches(16)]
+        pages = [page async for page in client.calls(*DAY_DATES).pages()]
+        first_ten = await client.calls(*DAY_DATES, max_items=10).collect()
+        awaited = await client.calls(*DAY_DATES)
+    truth = sim.ids_between("calls", *DAY)
+    assert {c.id for c in records} == truth
+    assert all(len(batch) == 16 for batch in batches[:-1])
+    assert 1 <= len(batches[-1]) <= 16
+    assert [c.id for batch in batches for c in batch] == [c.id for c in records]
+    assert [page.current_page for page in pages] == list(range(1, pages[0].last_page + 1))
+    assert all(page.window.key == "calls/2024-03-05" for page in pages)
+    assert sum(len(page.records) for page in pages) == pages[0].total == len(truth)
+    assert [c.id for c in first_ten] == [c.id for c in records[:10]]
+    assert [c.id for c in awaited] == [c.id for c in records]
+    assert all(isinstance(call, Call) for call in awaited)
+
+
+DAY_DATES = ("2024-03-05", "2024-03-05")
+
+
+@pytest.mark.asyncio
+async def test_ordered_streams_are_chronological_by_window(sim: VoiceSimulator) -> None:
+    """ordered=True yields window by window; ordered=False yields the same set."""
+    async with client_for(sim, per_page=10, max_windows=4) as client:
+        ordered = [page async for page in client.calls("2024-03-01", "2024-03-06").pages()]
+        loose = await client.calls("2024-03-01", "2024-03-06", ordered=False).collect()
+    starts = [page.window.start for page in ordered]
+    assert starts == sorted(starts)
+    assert {c.id for page in ordered for c in page.records} == {c.id for c in loose}
+
+
+@pytest.mark.asyncio
+async def test_a_stream_is_consumed_once(sim: VoiceSimulator) -> None:
+    """Iterating a finished stream again is a clear RuntimeError."""
+    async with client_for(sim) as client:
+        stream = client.calls(*DAY_DATES)
+        await stream.collect()
+        with pytest.raises(RuntimeError, match="already consumed"):
+            await stream.collect()
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks besides this one, leaving out the in-process simulator's connection handlers."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task()
+        and not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+    }
+
+
+async def settle(baseline: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """Let cancelled work unwind (a few loop turns), then return tasks left over."""
+    for _ in range(50):
+        leftover = other_tasks() - baseline
+        if not leftover:
+            return leftover
+        await asyncio.sleep(0.01)
+    return other_tasks() - baseline
+
+
+@pytest.mark.asyncio
+async def test_early_break_stops_all_work(sim: VoiceSimulator) -> None:
+    """Breaking out of the loop cancels every in-flight request: no task is left."""
+    async with client_for(sim, per_page=5) as client:
+        baseline = other_tasks()
+        async for _call in client.calls("2024-03-01", "2024-03-20"):
+            break
+        assert await settle(baseline) == set()
+        sent = len(sim.observed.requests)
+        await asyncio.sleep(0.1)
+        assert len(sim.observed.requests) == sent
+
+
+@pytest.mark.asyncio
+async def test_aclose_and_async_with_stop_at_once(sim: VoiceSimulator) -> None:
+    """stream.aclose() and leaving `async with stream` end all work before returning."""
+    async with client_for(sim, per_page=5) as client:
+        baseline = other_tasks()
+        stream = client.calls("2024-03-01", "2024-03-20")
+        iterator = stream.batches(3)
+        await anext(iterator)
+        await stream.aclose()
+        assert other_tasks() - baseline == set()
+        async with client.recordings("2024-03-01", "2024-03-20") as records:
+            async for _recording in records:
+                break
+        assert other_tasks() - baseline == set()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_consumer_stops_all_work(sim: VoiceSimulator) -> None:
+    """Cancelling the task that iterates cancels the fetch and leaves no task behind."""
+    async with client_for(sim, per_page=5) as client:
+        baseline = other_tasks()
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for _call in client.calls("2024-03-01", "2024-03-20"):
+                started.set()
+                await asyncio.sleep(10)
+
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await settle(baseline) == set()
+
+
+@pytest.mark.asyncio
+async def test_slow_consumer_holds_producers_back(sim: VoiceSimulator) -> None:
+    """Back-pressure: with a stalled consumer only a bounded number of pages is fetched."""
+    async with client_for(sim, per_page=2, max_windows=2, max_in_flight=4) as client:
+        stream = client.calls("2024-03-01", "2024-03-30")
+        async with stream:
+            iterator = stream.pages()
+            await anext(iterator)
+            await asyncio.sleep(0.3)
+            fetched = len(sim.observed.report_requests())
+    # 30 days of ~60 pages each exist; the bound is queue + window buffers + in flight.
+    assert fetched < 40
+
+
+@pytest.mark.asyncio
+async def test_changing_window_raises_paging_error_after_rereads() -> None:
+    """When every request adds a record to the range, rereads give up with PagingError."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=40, rate_limit=0, live_every=1) as sim,
+        client_for(sim, per_page=5, rereads=1) as client,
+    ):
+        with pytest.raises(PagingError, match="changed while it was read 2 times"):
+            await client.calls("2024-03-05", "2024-03-05").collect()
+
+
+@pytest.mark.asyncio
+async def test_large_days_are_split_into_sub_day_windows() -> None:
+    """A day announcing more than split_pages pages is read as smaller windows."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=300, rate_limit=0) as sim,
+        client_for(sim, per_page=10, split_pages=4) as client,
+    ):
+        calls = await client.calls("2024-03-05", "2024-03-05").collect()
+    assert {c.id for c in calls} == sim.ids_between("calls", *DAY)
+    assert len(calls) == len({c.id for c in calls})
+    ranges = {dict(r.params)["datetime[end_at]"] for r in sim.observed.report_requests()}
+    assert any(":" in value for value in ranges)
+
+
+@pytest.mark.asyncio
+async def test_closed_client_refuses_work(sim: VoiceSimulator) -> None:
+    """Aclose is idempotent and a closed client raises a clear RuntimeError."""
+    client = client_for(sim)
+    await client.aclose()
+    await client.aclose()
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client.calls(*DAY_DATES)
+    with pytest.raises(RuntimeError, match="closed"):
+        async with client:
+            pass
+
+
+@pytest.mark.asyncio
+async def test_a_callers_session_is_used_and_never_closed(sim: VoiceSimulator) -> None:
+    """A session passed in carries the requests and stays open after the client closes."""
+    seen: list[str] = []
+
+    async def on_start(_s: Any, _c: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        seen.append(params.url.path)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        async with client_for(sim, session=session) as client:
+            await client.calls(*DAY_DATES).collect()
+        assert not session.closed
+    assert seen
+    assert all(path.endswith("voice/calls") for path in seen)
+
+
+@pytest.mark.asyncio
+async def test_trace_configs_are_passed_to_the_clients_session(sim: VoiceSimulator) -> None:
+    """Aiohttp trace configs reach the session the client creates."""
+    seen: list[int] = []
+
+    async def on_end(_s: Any, _c: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        seen.append(params.response.status)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_end)
+    async with client_for(sim, trace_configs=[trace]) as client:
+        await client.calls(*DAY_DATES).collect()
+    assert seen
+    assert set(seen) == {200}
+
+
+@pytest.mark.asyncio
+async def test_an_unclosed_client_warns(sim: VoiceSimulator) -> None:
+    """A client dropped with its session open emits a ResourceWarning."""
+    client = client_for(sim)
+    await client.calls(*DAY_DATES, max_items=1).collect()
+    session = client._transport._session
+    del client
+    with pytest.warns(ResourceWarning, match="never closed"):
+        gc.collect()
+    assert session is not None
+    await session.close()
+
+
+@pytest.mark.asyncio
+async def test_secrets_never_reach_logs_errors_or_reprs(caplog: pytest.LogCaptureFixture) -> None:
+    """A fault-heavy run with the token in the query leaks neither token nor signatures."""
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    async with run_simulator(token=TOKEN, calls_per_day=60, rate_limit=0, faults=FAULTY) as sim:
+        async with client_for(sim, auth="access_token", per_page=9) as client:
+            recordings = await client.recordings("2024-03-01", "2024-03-03").collect()
+            texts += [repr(client), repr(client.config), repr(client.calls(*DAY_DATES))]
+            texts += [repr(r) for r in recordings] + [str(r) for r in recordings]
+        async with client_for(sim, token="t0k-wrong-secret", auth="access_token") as bad:
+            with pytest.raises(AuthenticationError) as caught:
+                await bad.calls(*DAY_DATES).collect()
+            texts += [str(caught.value), repr(caught.value), caught.value.url, caught.value.body]
+    texts += [record.getMessage() for record in caplog.records]
+    signatures = [
+        r.audio.split("X-Amz-Signature=")[1] for r in recordings if r.audio and "X-Amz" in r.audio
+    ]
+    assert signatures
+    assert any("[REDACTED]" in text for text in texts)
+    blob = "\n".join(texts)
+    assert TOKEN not in blob
+    assert "t0k-wrong-secret" not in blob
+    for signature in signatures:
+        assert signature not in blob
+    assert "X-Amz-Credential=AKIA" not in blob
+
+
+@pytest.mark.asyncio
+async def test_logging_is_silent_by_default_and_redacted_when_on(
+    sim: VoiceSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Debug logging under `voiceapi_async` names requests with redacted URLs."""
+    caplog.set_level(logging.DEBUG, logger="voiceapi_async")
+    async with client_for(sim, auth="access_token") as client:
+        await client.calls(*DAY_DATES).collect()
+    lines = [r.getMessage() for r in caplog.records if r.name == "voiceapi_async"]
+    assert any("voice/calls" in line and "-> 200" in line for line in lines)
+    assert all(TOKEN not in line for line in lines)
+    assert logging.getLogger("voiceapi_async").handlers
+
+
+@pytest.mark.asyncio
+async def test_stream_deadline(sim: VoiceSimulator) -> None:
+    """A stream that outlives its deadline raises RequestTimeoutError."""
+    from voiceapi_async import RequestTimeoutError
+
+    async with (
+        run_simulator(
+            token=TOKEN, rate_limit=0, faults=Faults(latency_ms=200, latency_spread=0.01)
+        ) as slow,
+        client_for(slow, deadline=0.3) as client,
+    ):
+        with pytest.raises(RequestTimeoutError, match="deadline"):
+            await client.calls("2024-03-01", "2024-03-10").collect()
+
+
+@pytest.mark.asyncio
+async def test_stalled_bodies_time_out_and_are_retried() -> None:
+    """A stalled body hits the per-attempt timeout and is retried until it answers."""
+    async with (
+        run_simulator(
+            token=TOKEN,
+            calls_per_day=30,
+            rate_limit=0,
+            seed=3,
+            faults=Faults(stall=0.3, stall_seconds=5),
+        ) as sim,
+        client_for(sim, per_page=5, read_timeout=0.2, attempt_timeout=0.5) as client,
+    ):
+        calls = await client.calls("2024-03-01", "2024-03-03").collect()
+    assert sim.observed.faults["stall"] > 0
+    assert client.stats.retries >= sim.observed.faults["stall"]
+    assert {c.id for c in calls} == sim.ids_between(
+        "calls", dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 3, 23, 59, 59)
+    )
+
+
+def test_config_from_env_and_validation() -> None:
+    """from_env reads VOICEAPI_* variables; bad settings are named in the error."""
+    env = {
+        "VOICEAPI_BASE_URL": "https://portal.example.test/api/v2",
+        "VOICEAPI_TOKEN": "abc",
+        "VOICEAPI_TIMEZONE": "Asia/Kolkata",
+        "VOICEAPI_MAX_IN_FLIGHT": "4",
+    }
+    config = ClientConfig.from_env(env)
+    assert config.base_url == "https://portal.example.test/api/v2/"
+    assert config.max_in_flight == 4
+    assert "abc" not in repr(config)
+    with pytest.raises(ValueError, match="VOICEAPI_TOKEN is not set"):
+        ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/api/v2/"})
+    with pytest.raises(ValueError, match="VOICEAPI_MAX_IN_FLIGHT='many'"):
+        ClientConfig.from_env({**env, "VOICEAPI_MAX_IN_FLIGHT": "many"})
+    for bad, needle in [
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"rate_limit": -1}, "rate_limit"),
+        ({"per_page": 0}, "per_page"),
+        ({"timezone": "Nowhere/City"}, "unknown time zone"),
+        ({"base_url": "portal.example.test"}, "base_url"),
+        ({"token": " "}, "token is empty"),
+        ({"auth": "cookie"}, "cookie"),
+    ]:
+        with pytest.raises(ValueError, match=needle):
+            ClientConfig(**{"base_url": "https://x/api/v2/", "token": "t", **bad})
+
+
+def test_client_accepts_a_config_with_overrides() -> None:
+    """VoiceClient(config=..., **overrides) applies the overrides on top."""
+    config = ClientConfig(base_url="https://x/api/v2/", token="t", max_in_flight=4)
+    client = VoiceClient(config, max_in_flight=8)
+    assert client.config.max_in_flight == 8
+    assert client.config.base_url == "https://x/api/v2/"
+    with pytest.raises(TypeError, match="naive datetime"):
+        client.calls(dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
+    with pytest.raises(ValueError, match="before start"):
+        client.recordings("2024-01-02", "2024-01-01")
+    assert isinstance(Recording, type)
