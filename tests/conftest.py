@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -24,3 +26,16 @@ def fixture_json(name: str) -> Any:
 @pytest.fixture
 def kolkata() -> str:
     return "Asia/Kolkata"
+
+
+class EdgeResponse(aiohttp.ClientResponse):
+    """A response class for aioresponses on aiohttp 3.14+.
+
+    aioresponses 0.7.9 (the newest) builds responses without the ``stream_writer``
+    argument aiohttp 3.14 made required (pnuckowski/aioresponses#289); this
+    supplies a finished one. Pass it as ``response_class=`` to every mocked call.
+    """
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)

@@ -1,0 +1,161 @@
+import re
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aioresponses import aioresponses
+
+from tests.conftest import EdgeResponse, fixture_bytes
+from voiceapi_async import (
+    PermissionDeniedError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+    ValidationError,
+    VoiceClient,
+)
+
+BASE = "https://portal.example.test/api/v2/"
+CALLS = re.compile(r"^https://portal\.example\.test/api/v2/voice/calls\?.*$")
+TOKEN = "edge-token-5521"
+FAST = RetryPolicy(attempts=4, wait_initial=0.0, wait_max=0.01, wait_jitter=0.0)
+JSON = {"Content-Type": "application/json"}
+
+
+def client(**settings: Any) -> VoiceClient:
+    return VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=FAST, **settings)
+
+
+def error_body(code: int, message: str, **extra: Any) -> bytes:
+    return orjson.dumps({"status": "ERROR", "code": code, "message": message, **extra})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (403, error_body(403, "IP address not allowed for this token."), PermissionDeniedError),
+        (200, fixture_bytes("error_in_200.json"), PermissionDeniedError),
+        (422, fixture_bytes("error_422.json"), ValidationError),
+    ],
+)
+async def test_client_errors_raise_at_once_without_retries(
+    status: int, body: bytes, error: type[Exception]
+) -> None:
+    """403 and 422 (also inside HTTP 200) raise their typed error after one request."""
+    with aioresponses() as mocked:
+        mocked.get(
+            CALLS, response_class=EdgeResponse, status=status, body=body, headers=JSON, repeat=True
+        )
+        async with client() as voice:
+            with pytest.raises(error):
+                await voice.calls("2024-03-05", "2024-03-05").collect()
+        assert voice.stats.requests == 1
+        assert voice.stats.retries == 0
+
+
+@pytest.mark.asyncio
+async def test_server_errors_and_connection_failures_are_retried() -> None:
+    """A 503, then a dropped connection, then a good page: the page arrives."""
+    with aioresponses() as mocked:
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=503,
+            body=error_body(503, "busy"),
+            headers=JSON,
+        )
+        mocked.get(CALLS, response_class=EdgeResponse, exception=aiohttp.ServerDisconnectedError())
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=200,
+            body=fixture_bytes("calls_shape_a.json"),
+            headers=JSON,
+        )
+        async with client() as voice:
+            calls = await voice.calls("2019-06-11", "2019-06-11").collect()
+    assert [c.id for c in calls] == [
+        "3f1c2a10-9b7e-11e9-a2f3-6c2b59c79f5a",
+        "4a7d9e22-9b7e-11e9-8c11-6c2b59c79f5a",
+    ]
+    assert voice.stats.retries == 2
+    assert voice.stats.requests == 3
+
+
+@pytest.mark.asyncio
+async def test_retries_end_with_the_last_typed_error() -> None:
+    """When every attempt fails the last error surfaces, typed, after `attempts` tries."""
+    with aioresponses() as mocked:
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            exception=aiohttp.ClientConnectionError("reset by peer"),
+            repeat=True,
+        )
+        async with client() as voice:
+            with pytest.raises(TransportError, match="reset by peer"):
+                await voice.calls("2019-06-11", "2019-06-11").collect()
+    assert voice.stats.requests == FAST.attempts
+    with aioresponses() as mocked:
+        mocked.get(CALLS, response_class=EdgeResponse, status=500, body=b"oops", repeat=True)
+        async with client() as voice:
+            with pytest.raises(ServerError):
+                await voice.calls("2019-06-11", "2019-06-11").collect()
+
+
+@pytest.mark.asyncio
+async def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    """A 429 asking for an hour is waited out only up to max_retry_after."""
+    policy = RetryPolicy(attempts=3, wait_initial=0.0, wait_jitter=0.0, max_retry_after=0.05)
+    with aioresponses() as mocked:
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=429,
+            body=fixture_bytes("error_429.json"),
+            headers={**JSON, "Retry-After": "3600"},
+        )
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=200,
+            body=fixture_bytes("calls_shape_a.json"),
+            headers=JSON,
+        )
+        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+            calls = await voice.calls("2019-06-11", "2019-06-11").collect()
+    assert len(calls) == 2
+    assert voice.stats.rate_limited == 1
+
+
+@pytest.mark.asyncio
+async def test_requests_carry_accept_and_the_token_as_configured() -> None:
+    """Bearer by default; access_token in the query when asked; Accept always JSON."""
+    with aioresponses() as mocked:
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=200,
+            body=fixture_bytes("calls_shape_a.json"),
+            headers=JSON,
+        )
+        mocked.get(
+            CALLS,
+            response_class=EdgeResponse,
+            status=200,
+            body=fixture_bytes("calls_shape_a.json"),
+            headers=JSON,
+        )
+        async with client() as voice:
+            await voice.calls("2019-06-11", "2019-06-11").collect()
+        async with client(auth="access_token") as voice:
+            await voice.calls("2019-06-11", "2019-06-11").collect()
+        (bearer_key, bearer), (query_key, query) = list(mocked.requests.items())
+    assert bearer[0].kwargs["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert bearer[0].kwargs["headers"]["Accept"] == "application/json"
+    assert "access_token" not in str(bearer_key[1])
+    assert f"access_token={TOKEN}" in str(query_key[1])
+    assert "Authorization" not in query[0].kwargs["headers"]
+    assert bearer_key[1].query["datetime[end_at]"] == "Jun 11, 2019 - Jun 11, 2019"
