@@ -1,0 +1,190 @@
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.conftest import fixture_json
+from voiceapi_async import Call, Page, PagingError, Shape, Window, make_converter, plan_windows
+from voiceapi_async._fanout import run_windows
+from voiceapi_async._paging import WindowReader
+from voiceapi_async._protocol import PageData
+
+CONVERTER = make_converter("Asia/Kolkata")
+TEMPLATE = fixture_json("calls_shape_a.json")["data"][0]
+
+
+def rows(ids: list[str]) -> list[dict[str, Any]]:
+    return [dict(TEMPLATE, id=record_id) for record_id in ids]
+
+
+class PagedSource:
+    """An in-memory server: each pass is a list of pages of ids; calls advance passes."""
+
+    def __init__(self, passes: list[list[list[str]]], *, total: int | None = None) -> None:
+        self.passes = passes
+        self.total = total
+        self.requests: list[tuple[str, int]] = []
+        self.reads = -1
+
+    async def fetch(self, window: Window, page: int) -> PageData:
+        """Serve one page of the current pass."""
+        if page == 1:
+            self.reads = min(self.reads + 1, len(self.passes) - 1)
+        self.requests.append((window.key, page))
+        await asyncio.sleep(0)
+        pages = self.passes[self.reads]
+        ids = pages[page - 1] if page <= len(pages) else []
+        total = self.total if self.total is not None else sum(len(p) for p in pages)
+        return PageData(
+            shape=Shape.PAGINATOR,
+            rows=rows(ids),
+            rows_path="$.data.data",
+            current_page=page,
+            last_page=len(pages),
+            per_page=2,
+            total=total,
+            first_row=1 if ids else None,
+            last_row=len(ids) or None,
+            has_next_link=page < len(pages),
+        )
+
+
+def reader(source: PagedSource, **settings: Any) -> WindowReader[Call]:
+    options: dict[str, Any] = {"max_concurrent": 3, "split_pages": 50, "rereads": 2}
+    options.update(settings)
+    return WindowReader(fetch=source.fetch, converter=CONVERTER, record_type=Call, **options)
+
+
+async def read_all(source: PagedSource, window: Window, **settings: Any) -> list[Page[Call]]:
+    pages: list[Page[Call]] = []
+
+    async def emit(page: Page[Call]) -> None:
+        pages.append(page)
+
+    await reader(source, **settings).read(window, emit)
+    return pages
+
+
+(DAY,) = plan_windows("calls", "2024-03-05", "2024-03-05", "Asia/Kolkata")
+
+
+@pytest.mark.asyncio
+async def test_pages_come_in_order_with_every_record_once() -> None:
+    """Pages 2..N are fetched concurrently but handed on in page order."""
+    source = PagedSource([[["a", "b"], ["c", "d"], ["e", "f"], ["g"]]])
+    pages = await read_all(source, DAY)
+    assert [p.current_page for p in pages] == [1, 2, 3, 4]
+    assert [c.id for p in pages for c in p.records] == list("abcdefg")
+    assert source.requests[0] == ("calls/2024-03-05", 1)
+
+
+@pytest.mark.asyncio
+async def test_a_shifted_window_is_read_again_and_never_repeats_a_record() -> None:
+    """Offsets moved (a record arrived): the reread delivers only what was missed."""
+    moved = [["a", "b"], ["b", "c"], ["d"]]  # "x" arrived at the front after page 1
+    settled = [["x", "a"], ["b", "c"], ["d"]]
+    source = PagedSource([moved, settled], total=5)
+    pages = await read_all(source, DAY)
+    ids = [c.id for p in pages for c in p.records]
+    assert sorted(ids) == ["a", "b", "c", "d", "x"]
+    assert len(ids) == len(set(ids))
+    assert source.reads == 1
+
+
+@pytest.mark.asyncio
+async def test_a_window_that_keeps_changing_is_a_paging_error() -> None:
+    """When no pass matches its total, PagingError names the window."""
+    source = PagedSource([[["a", "b"], ["c"]]], total=4)
+    with pytest.raises(PagingError, match=r"calls/2024-03-05 changed while it was read 3 times"):
+        await read_all(source, DAY)
+
+
+@pytest.mark.asyncio
+async def test_an_empty_page_stops_the_window() -> None:
+    """A page that comes back empty ends the window even if last_page said more."""
+    source = PagedSource([[["a", "b"], [], ["c"]]], total=2)
+    pages = await read_all(source, DAY, rereads=0)
+    assert [c.id for p in pages for c in p.records] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_windows_with_too_many_pages_are_split() -> None:
+    """A window whose first page announces more than split_pages pages is cut in parts."""
+
+    class SplittableSource(PagedSource):
+        async def fetch(self, window: Window, page: int) -> PageData:
+            """Whole days have many pages; any part of a day has one."""
+            if window.is_whole_day:
+                return await super().fetch(window, page)
+            self.requests.append((window.key, page))
+            return PageData(
+                shape=Shape.PAGINATOR,
+                rows=rows([window.key]),
+                rows_path="$.data.data",
+                current_page=1,
+                last_page=1,
+                per_page=2,
+                total=1,
+                first_row=1,
+                last_row=1,
+                has_next_link=False,
+            )
+
+    source = SplittableSource([[["a"], ["b"], ["c"], ["d"], ["e"]]])
+    pages = await read_all(source, DAY, split_pages=2, rereads=0)
+    keys = {key for key, _ in source.requests}
+    assert "calls/2024-03-05" in keys
+    assert {p.window.key for p in pages} <= keys - {"calls/2024-03-05"}
+    assert len({p.window.key for p in pages}) == 3
+
+
+@pytest.mark.asyncio
+async def test_run_windows_orders_pages_and_bounds_windows() -> None:
+    """Ordered fan-out yields window by window and runs at most max_windows at once."""
+    windows = plan_windows("calls", "2024-03-01", "2024-03-06", "UTC")
+    running = 0
+    peak = 0
+    seen: list[str] = []
+
+    async def read(window: Window, emit: Any) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        for number in (1, 2):
+            await asyncio.sleep(0.001 * (6 - window.start.day))
+            await emit((window.key, number))
+        running -= 1
+
+    async def collect(item: Any) -> None:
+        seen.append(f"{item[0]}#{item[1]}")
+
+    await run_windows(windows, read, collect, max_windows=2, ordered=True)
+    assert seen == [f"{w.key}#{n}" for w in windows for n in (1, 2)]
+    assert peak <= 2
+    seen.clear()
+    await run_windows(windows, read, collect, max_windows=3, ordered=False)
+    assert sorted(seen) == sorted(f"{w.key}#{n}" for w in windows for n in (1, 2))
+
+
+@pytest.mark.asyncio
+async def test_run_windows_stops_everything_on_the_first_error() -> None:
+    """One failing window cancels the others and its error propagates."""
+    windows = plan_windows("calls", "2024-03-01", "2024-03-04", "UTC")
+    cancelled: list[str] = []
+
+    async def read(window: Window, emit: Any) -> None:
+        if window.start.day == 2:
+            raise PagingError("boom")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(window.key)
+            raise
+
+    async def ignore(_item: Any) -> None:
+        return None
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await run_windows(windows, read, ignore, max_windows=4, ordered=False)
+    assert caught.group_contains(PagingError)
+    assert len(cancelled) == 3
