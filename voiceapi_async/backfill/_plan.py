@@ -1,0 +1,64 @@
+"""Backfill planning: per-day windows with stable ids, never too close to now."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+
+from voiceapi_async._models import Report, Window
+from voiceapi_async._windows import DateLike, TimezoneLike, plan_windows, resolve_timezone
+
+DEFAULT_SAFETY_LAG = dt.timedelta(hours=1)
+"""Data younger than this may still change on the server: windows stop before it."""
+
+
+def plan(
+    report: Report | str,
+    start: DateLike,
+    end: DateLike,
+    tz: TimezoneLike,
+    *,
+    now: dt.datetime | None = None,
+    safety_lag: dt.timedelta = DEFAULT_SAFETY_LAG,
+) -> list[Window]:
+    """Return the windows of a backfill, one a day, each with a stable ``key``.
+
+    Windows end no later than ``now - safety_lag`` in the account's time zone: a
+    window reaching past that point is cut there (and gets a sub-day key), and
+    windows entirely after it are dropped.
+
+    Raises:
+        TypeError: a naive datetime.
+        ValueError: ``end`` before ``start``, or the whole range is too recent.
+    """
+    zone = resolve_timezone(tz)
+    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).in_timezone(zone)
+    cutoff = current - safety_lag
+    windows = plan_windows(report, start, end, zone)
+    kept = []
+    for window in windows:
+        if window.start > cutoff:
+            break
+        if window.end > cutoff:
+            window = Window(window.report, window.start, _floor_second(cutoff))
+        kept.append(window)
+    if not kept:
+        raise ValueError(
+            f"nothing to do: the range starts after {_floor_second(cutoff):%Y-%m-%d %H:%M:%S} "
+            f"({safety_lag} before now in {zone.name}); newer data may still change"
+        )
+    return kept
+
+
+def lookback_start(days: int, tz: TimezoneLike, *, now: dt.datetime | None = None) -> dt.date:
+    """Return the first day of the last ``days`` days (today included) in ``tz``."""
+    if days < 1:
+        raise ValueError(f"lookback days must be 1 or more, not {days}")
+    zone = resolve_timezone(tz)
+    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).in_timezone(zone)
+    return current.date() - dt.timedelta(days=days - 1)
+
+
+def _floor_second(value: pendulum.DateTime) -> pendulum.DateTime:
+    return value.replace(microsecond=0)
