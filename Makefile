@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO_OUT   ?= demo-output
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]'
+	touch $(DEMO_STAMP)
+
+## demo: back up 90 days of both reports from the bundled simulator to Parquet, then summarise
+demo: $(DEMO_STAMP)
+	rm -rf $(DEMO_OUT)
+	$(BIN)/voiceapi backfill all --demo --format parquet --out $(DEMO_OUT)
 
 ## test: lint, format check, strict typing, and the test suite with branch coverage
 test: lint typecheck pytest
@@ -36,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_convert.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT)

@@ -1,0 +1,572 @@
+"""The ``voiceapi`` command: stream reports, run backfills, serve the simulator.
+
+Built with click (small, stable, explicit; typer would add its own dependencies for
+little gain here) and rich for progress bars and the summary table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from voiceapi_async._config import ClientConfig, RetryPolicy
+from voiceapi_async._errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransportError,
+    VoiceAPIError,
+)
+from voiceapi_async._models import Report, Window
+from voiceapi_async._windows import plan_windows
+from voiceapi_async.backfill import Backfill, Manifest, Summary, make_sink, plan
+from voiceapi_async.backfill._plan import lookback_start
+from voiceapi_async.backfill._rows import export_rows
+from voiceapi_async.backfill._sinks import CsvSink, JsonLinesSink
+from voiceapi_async.client import VoiceClient
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED_WINDOWS = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
+EXIT_API = 5
+EXIT_INTERRUPTED = 130
+
+DEMO_TOKEN = "demo-token"
+DEMO_CALLS_PER_DAY = 400
+DEMO_DAYS = 90
+DEMO_SEED = 2024
+
+_err = Console(stderr=True)
+
+
+@attrs.frozen
+class Connection:
+    """Where and how to reach the API, from flags or VOICEAPI_* variables."""
+
+    base_url: str | None
+    token: str | None
+    timezone: str
+    demo: bool
+    rate_limit: int | None
+    max_attempts: int
+
+
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options every API command shares."""
+    options = [
+        click.option(
+            "--base-url",
+            envvar="VOICEAPI_BASE_URL",
+            help="API root, e.g. https://portal.example.com/api/v2/ [VOICEAPI_BASE_URL]",
+        ),
+        click.option("--token", envvar="VOICEAPI_TOKEN", help="API token [VOICEAPI_TOKEN]"),
+        click.option(
+            "--timezone",
+            envvar="VOICEAPI_TIMEZONE",
+            default="Asia/Kolkata",
+            show_default=True,
+            help="the account's time zone [VOICEAPI_TIMEZONE]",
+        ),
+        click.option(
+            "--demo", is_flag=True, help="start the bundled simulator (with some faults) and use it"
+        ),
+        click.option(
+            "--rate-limit",
+            type=click.IntRange(min=0),
+            default=None,
+            help="requests a minute (default 900; 0 for none)",
+        ),
+        click.option(
+            "--max-attempts",
+            type=click.IntRange(min=1),
+            default=6,
+            show_default=True,
+            help="attempts per request before giving up",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _connection(kwargs: dict[str, Any]) -> Connection:
+    return Connection(
+        base_url=kwargs.pop("base_url"),
+        token=kwargs.pop("token"),
+        timezone=kwargs.pop("timezone"),
+        demo=kwargs.pop("demo"),
+        rate_limit=kwargs.pop("rate_limit"),
+        max_attempts=kwargs.pop("max_attempts"),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug) to stderr")
+def main(verbose: int) -> None:
+    """Export call logs and recordings from the Voice API."""
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+
+
+def _stream_command(report: Report) -> Callable[..., None]:
+    @connection_options
+    @click.option(
+        "--from",
+        "start",
+        required=True,
+        help="first day (YYYY-MM-DD) or an ISO datetime with offset",
+    )
+    @click.option("--to", "end", required=True, help="last day, inclusive")
+    @click.option(
+        "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+    )
+    def command(start: str, end: str, fmt: str, **kwargs: Any) -> None:
+        connection = _connection(kwargs)
+        _validate_range(report, start, end, connection.timezone)
+        _run(_stream_to_stdout(connection, report, start, end, fmt))
+
+    command.__doc__ = f"Stream {report} for a range to stdout."
+    return command
+
+
+main.command("calls")(_stream_command(Report.CALLS))
+main.command("recordings")(_stream_command(Report.RECORDINGS))
+
+
+@main.command("backfill")
+@click.argument("what", type=click.Choice(["calls", "recordings", "all"]))
+@connection_options
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    help="first day; default: --lookback-days before today (or 90 days with --demo)",
+)
+@click.option(
+    "--to",
+    "end",
+    default=None,
+    help="last day, inclusive; default: today (up to now minus the safety lag)",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="output directory",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option("--gzip", "compress", is_flag=True, help="gzip JSON Lines files")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="manifest file (default OUT/_manifest.sqlite)",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="windows read at once",
+)
+@click.option(
+    "--retry-failed", is_flag=True, help="take windows that failed in an earlier run again"
+)
+@click.option(
+    "--lookback-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="read the last N days again even if done",
+)
+@click.option(
+    "--safety-lag-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="never read data younger than this",
+)
+def backfill_command(
+    what: str,
+    start: str | None,
+    end: str | None,
+    out_dir: Path,
+    fmt: str,
+    compress: bool,
+    state: Path | None,
+    concurrency: int,
+    retry_failed: bool,
+    lookback_days: int | None,
+    safety_lag_minutes: int,
+    **kwargs: Any,
+) -> None:
+    """Export whole days of calls, recordings or both into partitioned files, resumably."""
+    connection = _connection(kwargs)
+    try:
+        sink = make_sink(fmt, compress=compress)
+    except (ValueError, RuntimeError) as exc:
+        _usage(str(exc))
+    today = dt.datetime.now(dt.UTC).date()
+    if start is None:
+        if lookback_days is None and not connection.demo:
+            _usage("give --from (or --lookback-days for an incremental run)")
+        if lookback_days is not None:
+            start = lookback_start(lookback_days, connection.timezone).isoformat()
+        else:
+            start = (today - dt.timedelta(days=DEMO_DAYS)).isoformat()
+    if end is None:
+        end = (today - dt.timedelta(days=1)).isoformat() if connection.demo else today.isoformat()
+    reports = [Report.CALLS, Report.RECORDINGS] if what == "all" else [Report(what)]
+    lag = dt.timedelta(minutes=safety_lag_minutes)
+    try:
+        plans = {
+            report: plan(report, start, end, connection.timezone, safety_lag=lag)
+            for report in reports
+        }
+    except (ValueError, TypeError) as exc:
+        _usage(str(exc))
+    force: set[str] = set()
+    if lookback_days is not None:
+        first = lookback_start(lookback_days, connection.timezone)
+        force = {w.key for ws in plans.values() for w in ws if w.start.date() >= first}
+    summaries = _run(
+        _backfill(connection, plans, out_dir, sink, state, concurrency, retry_failed, force)
+    )
+    _print_summary(summaries)
+    failed = [item for summary in summaries.values() for item in summary.failed]
+    if failed:
+        for key, error in failed[:20]:
+            _err.print(f"[red]failed[/red] {key}: {error}", highlight=False)
+        _err.print(
+            f"{len(failed)} window(s) failed; run again with --retry-failed to take them again",
+            highlight=False,
+        )
+        raise SystemExit(EXIT_FAILED_WINDOWS)
+
+
+@main.command(
+    "serve-fake",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def serve_fake(ctx: click.Context) -> None:
+    """Run the bundled Voice API simulator (options: voiceapi serve-fake --help)."""
+    from voiceapi_async.testing.__main__ import main as serve_main
+
+    raise SystemExit(serve_main(["serve", *ctx.args]))
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine and turn errors into sentences and exit codes."""
+    try:
+        return asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        _fail(
+            EXIT_INTERRUPTED,
+            "interrupted: finished windows are kept; run the same command again to resume",
+        )
+    except AuthenticationError as exc:
+        _fail(
+            EXIT_AUTH, f"authentication failed: check VOICEAPI_TOKEN (or --token) ({exc.message})"
+        )
+    except PermissionDeniedError as exc:
+        _fail(
+            EXIT_AUTH,
+            f"permission denied: is this machine's IP allowed for the token? ({exc.message})",
+        )
+    except NotFoundError as exc:
+        _fail(
+            EXIT_API, f"not found: check VOICEAPI_BASE_URL, it should end in /api/v2/ ({exc.url})"
+        )
+    except TransportError as exc:
+        _fail(
+            EXIT_UNREACHABLE,
+            f"cannot reach the API: check VOICEAPI_BASE_URL and the network ({exc})",
+        )
+    except VoiceAPIError as exc:
+        _fail(EXIT_API, f"the API failed: {exc}")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    _err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    raise SystemExit(code)
+
+
+def _usage(message: str) -> NoReturn:
+    raise click.UsageError(message)
+
+
+def _validate_range(report: Report, start: str, end: str, timezone: str) -> None:
+    try:
+        plan_windows(report, start, end, timezone)
+    except (ValueError, TypeError) as exc:
+        _usage(str(exc))
+
+
+@contextlib.asynccontextmanager
+async def _client(connection: Connection) -> AsyncIterator[VoiceClient]:
+    """Open a client for the connection; with --demo, start the simulator first."""
+    settings: dict[str, Any] = {
+        "timezone": connection.timezone,
+        "retry": RetryPolicy(attempts=connection.max_attempts),
+    }
+    if connection.rate_limit is not None:
+        settings["rate_limit"] = connection.rate_limit
+    if connection.demo:
+        from voiceapi_async.testing import Faults, run_simulator
+
+        async with run_simulator(
+            seed=DEMO_SEED,
+            timezone=connection.timezone,
+            calls_per_day=DEMO_CALLS_PER_DAY,
+            token=DEMO_TOKEN,
+            faults=Faults.demo(),
+        ) as sim:
+            _err.print(f"demo: simulator at {sim.base_url}", highlight=False)
+            config = ClientConfig(base_url=sim.base_url, token=DEMO_TOKEN, **settings)
+            async with VoiceClient(config) as client:
+                yield client
+        return
+    if not connection.base_url:
+        _usage("no API address: set VOICEAPI_BASE_URL or pass --base-url (or use --demo)")
+    if not connection.token:
+        _usage("no token: set VOICEAPI_TOKEN or pass --token (or use --demo)")
+    try:
+        config = ClientConfig(base_url=connection.base_url, token=connection.token, **settings)
+    except ValueError as exc:
+        _usage(str(exc))
+    async with VoiceClient(config) as client:
+        yield client
+
+
+async def _stream_to_stdout(
+    connection: Connection, report: Report, start: str, end: str, fmt: str
+) -> None:
+    out = sys.stdout.buffer
+    json_lines = JsonLinesSink()
+    csv_sink = CsvSink()
+    async with _client(connection) as client:
+        stream = (
+            client.calls(start, end) if report is Report.CALLS else client.recordings(start, end)
+        )
+        first = True
+        async with stream:
+            async for batch in stream.batches(500):
+                rows = export_rows(batch)
+                if fmt == "jsonl":
+                    out.write(json_lines.encode(report, rows, connection.timezone))
+                else:
+                    data = csv_sink.encode(report, rows, connection.timezone)
+                    out.write(data if first else data.split(b"\n", 1)[1])
+                first = False
+                out.flush()
+        if first and fmt == "csv":
+            out.write(csv_sink.encode(report, [], connection.timezone))
+
+
+async def _backfill(
+    connection: Connection,
+    plans: dict[Report, list[Window]],
+    out_dir: Path,
+    sink: Any,
+    state: Path | None,
+    concurrency: int,
+    retry_failed: bool,
+    force: set[str],
+) -> dict[Report, Summary]:
+    summaries: dict[Report, Summary] = {}
+    manifest_path = state or out_dir / "_manifest.sqlite"
+    total = sum(len(windows) for windows in plans.values())
+    with Manifest(manifest_path) as manifest, _progress(total) as progress:
+        async with _client(connection) as client:
+            progress.attach(client)
+            for report, windows in plans.items():
+                runner = Backfill(
+                    client,
+                    manifest,
+                    sink,
+                    out_dir,
+                    concurrency=concurrency,
+                    retry_failed=retry_failed,
+                    force=force,
+                    progress=progress,
+                )
+                summaries[report] = await runner.run(windows)
+    return summaries
+
+
+# -- progress and summary --------------------------------------------------------------
+
+
+class _ProgressReporter:
+    """Progress bars on a terminal; one plain line a window otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.records = 0
+        self.client: VoiceClient | None = None
+        self.console = _err
+        self.bars: Progress | None = None
+        self.task: TaskID | None = None
+        if self.console.is_terminal:
+            self.bars = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(
+                    "windows · {task.fields[records]:,} records · {task.fields[rate]:,.0f}/s"
+                ),
+                TextColumn("· retries {task.fields[retries]} · 429s {task.fields[limited]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self.task = self.bars.add_task(
+                "backfill", total=total, records=0, rate=0.0, retries=0, limited=0
+            )
+        self.started = dt.datetime.now(dt.UTC)
+
+    def attach(self, client: VoiceClient) -> None:
+        self.client = client
+
+    def __enter__(self) -> _ProgressReporter:
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+    def planned(self, total: int, skipped: int) -> None:
+        self._advance(skipped)
+        if skipped and self.bars is None:
+            self.console.print(f"{skipped} window(s) already done: skipped", highlight=False)
+
+    def window_done(self, window: Window, records: int) -> None:
+        self.records += records
+        self._advance(1)
+        if self.bars is None:
+            self.console.print(
+                f"[{self.done}/{self.total}] {window.key}: {records} records", highlight=False
+            )
+
+    def window_failed(self, window: Window, error: BaseException) -> None:
+        self._advance(1)
+        if self.bars is None:
+            self.console.print(
+                f"[{self.done}/{self.total}] {window.key}: FAILED: {error}", highlight=False
+            )
+
+    def _advance(self, count: int) -> None:
+        self.done += count
+        if self.bars is None or self.task is None:
+            return
+        elapsed = (dt.datetime.now(dt.UTC) - self.started).total_seconds() or 1e-9
+        stats = self.client.stats if self.client else None
+        self.bars.update(
+            self.task,
+            advance=count,
+            records=self.records,
+            rate=self.records / elapsed,
+            retries=stats.retries if stats else 0,
+            limited=stats.rate_limited if stats else 0,
+        )
+
+
+def _progress(total: int) -> _ProgressReporter:
+    return _ProgressReporter(total)
+
+
+def _print_summary(summaries: dict[Report, Summary]) -> None:
+    """Print one row a report (and a total) to stdout."""
+    table = Table(title="backfill summary")
+    for column in (
+        "report",
+        "windows",
+        "written",
+        "skipped",
+        "failed",
+        "records",
+        "pages",
+        "retries",
+        "429s",
+        "elapsed",
+        "records/s",
+    ):
+        table.add_column(column, justify="left" if column == "report" else "right")
+    rows: list[tuple[str, Summary]] = [(str(r), s) for r, s in summaries.items()]
+    if len(rows) > 1:
+        rows.append(("total", _total(list(summaries.values()))))
+    for report, s in rows:
+        table.add_row(
+            str(report),
+            str(s.windows),
+            str(s.written),
+            str(s.skipped),
+            str(len(s.failed)),
+            f"{s.records:,}",
+            f"{s.pages:,}",
+            str(s.retries),
+            str(s.rate_limited),
+            f"{s.elapsed:.1f}s",
+            f"{s.records_per_second:,.0f}",
+        )
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=132)
+    out.print(table)
+
+
+def _total(summaries: list[Summary]) -> Summary:
+    return Summary(
+        windows=sum(s.windows for s in summaries),
+        written=sum(s.written for s in summaries),
+        skipped=sum(s.skipped for s in summaries),
+        failed=[item for s in summaries for item in s.failed],
+        records=sum(s.records for s in summaries),
+        pages=sum(s.pages for s in summaries),
+        retries=sum(s.retries for s in summaries),
+        rate_limited=sum(s.rate_limited for s in summaries),
+        requests=sum(s.requests for s in summaries),
+        elapsed=sum(s.elapsed for s in summaries),
+    )
