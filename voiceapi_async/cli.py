@@ -286,7 +286,7 @@ def backfill_command(
 @click.pass_context
 def serve_fake(ctx: click.Context) -> None:
     """Run the bundled Voice API simulator (options: voiceapi serve-fake --help)."""
-    from voiceapi_async.testing.__main__ import main as serve_main
+    from voiceapi_async.testing._cli import main as serve_main
 
     raise SystemExit(serve_main(["serve", *ctx.args]))
 
@@ -326,7 +326,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    _err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 

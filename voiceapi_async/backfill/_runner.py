@@ -15,6 +15,7 @@ from voiceapi_async._errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    TransportError,
     VoiceAPIError,
 )
 from voiceapi_async._models import Call, Recording, Report, Window
@@ -25,8 +26,12 @@ from voiceapi_async.client import VoiceClient
 
 logger = logging.getLogger("voiceapi_async.backfill")
 
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, NotFoundError)
-"""Errors that would fail every window alike: they stop the run at once."""
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, NotFoundError, TransportError)
+"""Errors that would fail every window alike: they stop the run at once.
+
+A transport error reaches the runner only after every retry of a request failed:
+the network or the host is down, and the next windows would fail the same way.
+"""
 
 
 class Progress(Protocol):
