@@ -114,7 +114,8 @@ class ClientConfig:
 
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
         ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
-        ``VOICEAPI_MAX_WINDOWS`` and ``VOICEAPI_RATE_LIMIT``.
+        ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
+        ``VOICEAPI_READ_TIMEOUT`` and ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request).
 
         Raises:
             ValueError: a variable is missing or malformed (named in the message).
@@ -131,6 +132,9 @@ class ClientConfig:
                 raise ValueError(
                     f"{_ENV_PREFIX}{name.upper()}={raw!r} is not valid for {name}"
                 ) from None
+        attempts = values.pop("max_attempts", None)
+        if attempts is not None:
+            values["retry"] = RetryPolicy(attempts=attempts)
         values.update(overrides)
         for required in ("base_url", "token"):
             if required not in values:
@@ -149,4 +153,7 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "max_in_flight": int,
     "max_windows": int,
     "rate_limit": int,
+    "attempt_timeout": float,
+    "read_timeout": float,
+    "max_attempts": int,
 }
