@@ -41,6 +41,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
 ## bench: run the side-by-side benchmarks and write their tables to benchmarks/results/
