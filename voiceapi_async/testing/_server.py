@@ -266,7 +266,7 @@ class VoiceSimulator:
         wants_json = _JSON in request.headers.get("Accept", "")
         if token != cfg.token:
             if not wants_json:
-                return self._observe(request, auth, None, web.HTTPFound("/login"))
+                return self._observe(request, auth, None, _redirect("/login"))
             return self._observe(request, auth, None, _error(401, "Unauthenticated."))
         headers: dict[str, str] = {}
         if cfg.rate_limit:
@@ -491,18 +491,46 @@ def _request_key(request: web.Request) -> str:
     return request.path + "?" + "&".join(f"{k}={v}" for k, v in params)
 
 
+_PHP_INT_MAX = 2**63 - 1
+
+
+def _positive_int(value: str | None) -> int | None:
+    """Read a whole number >= 1 as PHP's FILTER_VALIDATE_INT does, else None.
+
+    Only ASCII digits count (``"²".isdigit()`` is true but ``int("²")`` fails), and a
+    number beyond PHP's integer range is invalid rather than a crash.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 0 < number <= _PHP_INT_MAX else None
+
+
 def _page_size(query: Mapping[str, str], default: int, maximum: int) -> int:
     for name in ("per_page", "limit"):
-        value = query.get(name)
-        if value is not None and value.isdigit() and int(value) > 0:
-            return min(int(value), maximum)
+        value = _positive_int(query.get(name))
+        if value is not None:
+            return min(value, maximum)
     return min(default, maximum)
 
 
 def _page_number(value: str | None) -> int:
-    if value is not None and value.isdigit() and int(value) > 0:
-        return int(value)
-    return 1
+    return _positive_int(value) or 1
+
+
+def _redirect(location: str) -> web.Response:
+    # A plain response, not web.HTTPFound: returning an HTTPException from a handler
+    # is deprecated in aiohttp and breaks the connection where warnings are errors.
+    body = f'<!DOCTYPE html>\n<html><body>Redirecting to <a href="{location}">{location}</a>.'
+    return web.Response(
+        status=302,
+        body=(body + "</body></html>\n").encode(),
+        content_type="text/html",
+        headers={"Location": location},
+    )
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
