@@ -286,9 +286,9 @@ def backfill_command(
 @click.pass_context
 def serve_fake(ctx: click.Context) -> None:
     """Run the bundled Voice API simulator (options: voiceapi serve-fake --help)."""
-    from voiceapi_async.testing._cli import main as serve_main
+    from voiceapi_async.testing._cli import serve_main
 
-    raise SystemExit(serve_main(["serve", *ctx.args]))
+    raise SystemExit(serve_main(ctx.args, prog="voiceapi serve-fake"))
 
 
 # -- running ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ slashes are read day-first; anything unparseable silently becomes "now".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 _WITH_TIME = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M")
 _DATE_ONLY = ("%b %d, %Y", "%B %d, %Y", "%Y-%m-%d", "%d/%m/%Y")
@@ -17,7 +18,13 @@ _END_OF_DAY = dt.time(23, 59, 59)
 
 
 def _parse_part(text: str, *, is_end: bool, now: dt.datetime) -> dt.datetime:
-    text = text.strip()
+    parsed = _parse_text(text.strip(), is_end)
+    return now if parsed is None else parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str, is_end: bool) -> dt.datetime | None:
+    """Parse one part with the first format that fits (cached: strptime is slow)."""
     for fmt in _WITH_TIME:
         try:
             return dt.datetime.strptime(text, fmt)
@@ -29,7 +36,7 @@ def _parse_part(text: str, *, is_end: bool, now: dt.datetime) -> dt.datetime:
         except ValueError:
             continue
         return dt.datetime.combine(day, _END_OF_DAY if is_end else _START_OF_DAY)
-    return now
+    return None
 
 
 def parse_range(value: str | None, *, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

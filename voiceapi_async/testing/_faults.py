@@ -61,6 +61,8 @@ class Faults:
 
     def draw(self, seed: int, request: str, attempt: int) -> Fate:
         """Return the fate of the ``attempt``-th sight of ``request``."""
+        if self == _NO_FAULTS:
+            return _CALM
         rng = random.Random(f"{seed}:{request}:{attempt}")
         latency = 0.0
         if self.latency_ms > 0:
@@ -78,3 +80,7 @@ class Fate:
     fault: str | None
     latency: float
     status: int
+
+
+_NO_FAULTS = Faults()
+_CALM = Fate(None, 0.0, 200)
