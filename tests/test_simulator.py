@@ -394,9 +394,17 @@ async def test_bad_token_with_accept_json_is_a_json_401(credentials: dict[str, A
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("headers", [{"Authorization": "Bearer wrong-token"}, {}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer wrong-token"},
+        {},
+        {"Accept": "text/html, application/json"},
+        {"Accept": "application/json;q=0.5, text/html"},
+    ],
+)
 async def test_bad_token_without_accept_json_redirects_to_login(headers: dict[str, str]) -> None:
-    """Without Accept: application/json a bad token is a 302 to the HTML login page."""
+    """Unless JSON is the preferred Accept type, a bad token is a 302 to the login page."""
     async with serve() as (sim, session):
         url = sim.base_url + "voice/calls"
         redirect = await fetch(session, url, headers=headers, allow_redirects=False)

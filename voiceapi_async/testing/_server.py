@@ -105,10 +105,14 @@ class ObservedRequest:
 
 
 class Observations:
-    """What the simulator saw: requests, concurrency, rate and faults served."""
+    """What the simulator saw: requests, concurrency, rate and faults served.
 
-    def __init__(self) -> None:
-        self.requests: list[ObservedRequest] = []
+    The request log keeps the latest ``max_requests`` entries, so a long-running
+    simulator does not grow without end.
+    """
+
+    def __init__(self, max_requests: int | None = 100_000) -> None:
+        self.requests: collections.deque[ObservedRequest] = collections.deque(maxlen=max_requests)
         self.in_flight = 0
         self.max_in_flight = 0
         self.max_per_minute = 0
@@ -187,6 +191,7 @@ class VoiceSimulator:
         self._zone = pendulum.timezone(cfg.timezone)
         self._limiter = _RateLimiter(cfg.rate_limit, cfg.rate_window)
         self._attempts: collections.Counter[str] = collections.Counter()
+        self._now: tuple[int, dt.datetime] = (-1, dt.datetime.min)
         self._cache: collections.OrderedDict[tuple[Any, ...], _Encoded] = collections.OrderedDict()
         self._report_requests = 0
 
@@ -205,10 +210,14 @@ class VoiceSimulator:
 
     def now(self) -> dt.datetime:
         """Return the server's current naive wall-clock time in the account's zone."""
-        moment = pendulum.from_timestamp(self.config.clock(), tz=self._zone)
-        return dt.datetime(
-            moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
-        )
+        second = int(self.config.clock())
+        if second != self._now[0]:
+            moment = pendulum.from_timestamp(second, tz=self._zone)
+            wall = dt.datetime(
+                moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
+            )
+            self._now = (second, wall)
+        return self._now[1]
 
     def ids_between(self, report: Report | str, start: dt.datetime, end: dt.datetime) -> set[str]:
         """Ground truth: the ids the server matches for the range (naive or aware)."""
@@ -263,7 +272,7 @@ class VoiceSimulator:
     async def _answer(self, request: web.Request, report: Report) -> web.StreamResponse:
         cfg = self.config
         auth, token = _credentials(request)
-        wants_json = _JSON in request.headers.get("Accept", "")
+        wants_json = _wants_json(request.headers.get("Accept", ""))
         if token != cfg.token:
             if not wants_json:
                 return self._observe(request, auth, None, _redirect("/login"))
@@ -423,11 +432,11 @@ class VoiceSimulator:
         rows = encoded.rows[first:stop] if first < stop else []
         paths = encoded.audio[first:stop] if first < stop else []
         if any(paths):
-            minted = dt.datetime.fromtimestamp(self.config.clock(), dt.UTC)
+            sign = self.storage.signer(
+                origin, dt.datetime.fromtimestamp(self.config.clock(), dt.UTC)
+            )
             rows = [
-                row
-                if path is None
-                else row.replace(_AUDIO_MARK, orjson.dumps(self.storage.sign(origin, path, minted)))
+                row if path is None else row.replace(_AUDIO_MARK, orjson.dumps(sign(path)))
                 for row, path in zip(rows, paths, strict=True)
             ]
         return head + b",".join(rows) + tail
@@ -480,6 +489,26 @@ def _credentials(request: web.Request) -> tuple[str | None, str | None]:
         if name in request.query:
             return name, request.query[name]
     return None, None
+
+
+def _wants_json(accept: str) -> bool:
+    """Whether the most preferred type in ``Accept`` is JSON, as the server framework reads it."""
+    ranked = []
+    for position, part in enumerate(accept.split(",")):
+        media, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((-quality, position, media.strip().lower()))
+    if not ranked:
+        return False
+    preferred = min(ranked)[2]
+    return "/json" in preferred or "+json" in preferred
 
 
 def _auth_mode(request: web.Request) -> str | None:
