@@ -46,8 +46,11 @@ pytest: $(STAMP)
 
 ## bench: run the side-by-side benchmarks and write their tables to benchmarks/results/
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,fastapi]'
 	$(BIN)/python benchmarks/bench_convert.py
+	$(BIN)/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_client.py
+	$(BIN)/python benchmarks/bench_fastapi_memory.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT)
