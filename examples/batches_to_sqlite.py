@@ -37,11 +37,12 @@ import datetime as dt
 import json
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pendulum
+from demo_client import open_client
 
 from voiceapi_async import (
     Call,
@@ -49,7 +50,6 @@ from voiceapi_async import (
     Recording,
     RecordStream,
     Report,
-    RetryPolicy,
     VoiceAPIError,
     VoiceClient,
 )
@@ -57,16 +57,6 @@ from voiceapi_async import (
 BATCH_SIZE = 500
 """Records per transaction."""
 
-DEMO_SEED = 7
-"""The simulator's seed with ``--demo``: the same seed serves the same records."""
-DEMO_TIMEZONE = "Asia/Kolkata"
-"""The simulated account's time zone."""
-DEMO_CALLS_PER_DAY = 300
-"""Average calls a day in the simulator; recordings are about 30% of that."""
-DEMO_TOKEN = "demo-token"
-"""The one token the simulator accepts."""
-DEMO_RETRY = RetryPolicy(wait_initial=0.05, wait_max=0.5, wait_jitter=0.05)
-"""A local simulator answers at once: short backoffs keep the demo quick."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -279,32 +269,6 @@ async def copy_stream(
             write_batch(connection, sql, [to_row(record) for record in batch])
             written += len(batch)
     return written
-
-
-@contextlib.asynccontextmanager
-async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]:
-    """Yield a client for ``config``; for None, start a simulator and point one at it."""
-    if config is not None:
-        async with VoiceClient(config) as client:
-            yield client
-        return
-    # Imported here: the simulator (aiohttp's server side) is only needed for --demo.
-    from voiceapi_async.testing import Faults, run_simulator
-
-    async with run_simulator(
-        seed=DEMO_SEED,
-        timezone=DEMO_TIMEZONE,
-        calls_per_day=DEMO_CALLS_PER_DAY,
-        token=DEMO_TOKEN,
-        faults=Faults.demo(),
-    ) as simulator:
-        print(f"demo: simulator at {simulator.base_url}", file=sys.stderr)
-        # from_env still applies the other VOICEAPI_* settings (limits, page size).
-        demo_config = ClientConfig.from_env(
-            base_url=simulator.base_url, token=DEMO_TOKEN, timezone=DEMO_TIMEZONE, retry=DEMO_RETRY
-        )
-        async with VoiceClient(demo_config) as client:
-            yield client
 
 
 async def copy_all(

@@ -26,24 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
-from voiceapi_async import Call, ClientConfig, RetryPolicy, VoiceAPIError, VoiceClient
+from demo_client import open_client
 
-DEMO_SEED = 7
-"""The simulator's seed with ``--demo``: the same seed serves the same calls."""
-DEMO_TIMEZONE = "Asia/Kolkata"
-"""The simulated account's time zone."""
-DEMO_CALLS_PER_DAY = 300
-"""Average calls a day in the simulator (each day varies by +-20%)."""
-DEMO_TOKEN = "demo-token"
-"""The one token the simulator accepts."""
-DEMO_RETRY = RetryPolicy(wait_initial=0.05, wait_max=0.5, wait_jitter=0.05)
-"""A local simulator answers at once: short backoffs keep the demo quick."""
+from voiceapi_async import Call, ClientConfig, VoiceAPIError
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ClientConfig | None]:
@@ -69,32 +59,6 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ClientCo
         return args, ClientConfig.from_env()
     except ValueError as exc:  # names the missing or malformed VOICEAPI_* variable
         parser.error(f"{exc} (or pass --demo to try the bundled simulator)")
-
-
-@contextlib.asynccontextmanager
-async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]:
-    """Yield a client for ``config``; for None, start a simulator and point one at it."""
-    if config is not None:
-        async with VoiceClient(config) as client:
-            yield client
-        return
-    # Imported here: the simulator (aiohttp's server side) is only needed for --demo.
-    from voiceapi_async.testing import Faults, run_simulator
-
-    async with run_simulator(
-        seed=DEMO_SEED,
-        timezone=DEMO_TIMEZONE,
-        calls_per_day=DEMO_CALLS_PER_DAY,
-        token=DEMO_TOKEN,
-        faults=Faults.demo(),
-    ) as simulator:
-        print(f"demo: simulator at {simulator.base_url}", file=sys.stderr)
-        # from_env still applies the other VOICEAPI_* settings (limits, page size).
-        demo_config = ClientConfig.from_env(
-            base_url=simulator.base_url, token=DEMO_TOKEN, timezone=DEMO_TIMEZONE, retry=DEMO_RETRY
-        )
-        async with VoiceClient(demo_config) as client:
-            yield client
 
 
 def describe(call: Call) -> str:

@@ -34,6 +34,8 @@ TIMEOUT = 60
 
 def load_example(name: str) -> ModuleType:
     """Import an example by path, for its constants (its ``main`` does not run)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))  # as when the example runs as a script
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
@@ -42,6 +44,7 @@ def load_example(name: str) -> ModuleType:
     return module
 
 
+DEMO = load_example("demo_client")
 STREAM_CALLS = load_example("stream_calls")
 TO_SQLITE = load_example("batches_to_sqlite")
 
@@ -72,9 +75,9 @@ def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> Any
 def demo_records(example: ModuleType, report: str) -> list[dict[str, Any]]:
     """Return the wire records the example's demo simulator serves for the range."""
     dataset = Dataset(
-        example.DEMO_SEED,
-        timezone=example.DEMO_TIMEZONE,
-        calls_per_day=example.DEMO_CALLS_PER_DAY,
+        DEMO.DEMO_SEED,
+        timezone=DEMO.DEMO_TIMEZONE,
+        calls_per_day=DEMO.DEMO_CALLS_PER_DAY,
     )
     return dataset.between(report, FIRST, LAST)
 
@@ -118,15 +121,15 @@ def test_stream_calls_demo_prints_every_call_once_and_a_true_summary() -> None:
 async def test_stream_calls_reads_its_settings_from_the_environment() -> None:
     """Without `--demo`, VOICEAPI_BASE_URL, VOICEAPI_TOKEN and VOICEAPI_TIMEZONE configure it."""
     async with run_simulator(
-        seed=STREAM_CALLS.DEMO_SEED,
-        timezone=STREAM_CALLS.DEMO_TIMEZONE,
-        calls_per_day=STREAM_CALLS.DEMO_CALLS_PER_DAY,
+        seed=DEMO.DEMO_SEED,
+        timezone=DEMO.DEMO_TIMEZONE,
+        calls_per_day=DEMO.DEMO_CALLS_PER_DAY,
         token="env-token-42",
     ) as simulator:
         env = clean_env(
             VOICEAPI_BASE_URL=simulator.base_url,
             VOICEAPI_TOKEN="env-token-42",
-            VOICEAPI_TIMEZONE=STREAM_CALLS.DEMO_TIMEZONE,
+            VOICEAPI_TIMEZONE=DEMO.DEMO_TIMEZONE,
         )
         # The simulator runs on this loop: the example must not be waited for blockingly.
         process = await asyncio.create_subprocess_exec(

@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import fixture_json
 from voiceapi_async import Call, Page, PagingError, Shape, Window, make_converter, plan_windows
 from voiceapi_async._fanout import run_windows
+from voiceapi_async._gate import PageGate
 from voiceapi_async._paging import WindowReader
 from voiceapi_async._protocol import PageData
 
@@ -52,7 +53,9 @@ class PagedSource:
 def reader(source: PagedSource, **settings: Any) -> WindowReader[Call]:
     options: dict[str, Any] = {"max_concurrent": 3, "split_pages": 50, "rereads": 2}
     options.update(settings)
-    return WindowReader(fetch=source.fetch, converter=CONVERTER, record_type=Call, **options)
+    return WindowReader(
+        fetch=source.fetch, converter=CONVERTER, record_type=Call, gate=PageGate(6), **options
+    )
 
 
 async def read_all(source: PagedSource, window: Window, **settings: Any) -> list[Page[Call]]:
@@ -146,7 +149,7 @@ async def test_run_windows_orders_pages_and_bounds_windows() -> None:
     peak = 0
     seen: list[str] = []
 
-    async def read(window: Window, emit: Any) -> None:
+    async def read(window: Window, emit: Any, *, rank: int) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -158,11 +161,11 @@ async def test_run_windows_orders_pages_and_bounds_windows() -> None:
     async def collect(item: Any) -> None:
         seen.append(f"{item[0]}#{item[1]}")
 
-    await run_windows(windows, read, collect, max_windows=2, ordered=True)
+    await run_windows(windows, read, collect, max_windows=2, ordered=True, gate=PageGate(1))
     assert seen == [f"{w.key}#{n}" for w in windows for n in (1, 2)]
     assert peak <= 2
     seen.clear()
-    await run_windows(windows, read, collect, max_windows=3, ordered=False)
+    await run_windows(windows, read, collect, max_windows=3, ordered=False, gate=PageGate(1))
     assert sorted(seen) == sorted(f"{w.key}#{n}" for w in windows for n in (1, 2))
 
 
@@ -172,7 +175,7 @@ async def test_run_windows_stops_everything_on_the_first_error() -> None:
     windows = plan_windows("calls", "2024-03-01", "2024-03-04", "UTC")
     cancelled: list[str] = []
 
-    async def read(window: Window, emit: Any) -> None:
+    async def read(window: Window, emit: Any, *, rank: int) -> None:
         if window.start.day == 2:
             raise PagingError("boom")
         try:
@@ -185,6 +188,61 @@ async def test_run_windows_stops_everything_on_the_first_error() -> None:
         return None
 
     with pytest.raises(ExceptionGroup) as caught:
-        await run_windows(windows, read, ignore, max_windows=4, ordered=False)
+        await run_windows(windows, read, ignore, max_windows=4, ordered=False, gate=PageGate(1))
     assert caught.group_contains(PagingError)
     assert len(cancelled) == 3
+
+
+class CountingSource(PagedSource):
+    """Also counts the pages fetched and not yet handed on."""
+
+    def __init__(self, passes: list[list[list[str]]]) -> None:
+        super().__init__(passes)
+        self.held = 0
+        self.peak_held = 0
+
+    async def fetch(self, window: Window, page: int) -> PageData:
+        """Serve a page after a short, page-dependent delay (out of order)."""
+        await asyncio.sleep(0.001 * (page % 3))
+        self.held += 1
+        self.peak_held = max(self.peak_held, self.held)
+        return await super().fetch(window, page)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: bool) -> None:
+    """However many windows and pages, a stream holds at most its page budget.
+
+    In order mode the head window's look-ahead and the hand-off queues add to it.
+    """
+    windows = plan_windows("calls", "2024-03-01", "2024-03-06", "UTC")
+    pages_of_ids = [[f"{n}a", f"{n}b"] for n in range(12)]
+    source = CountingSource([pages_of_ids])
+    gate = PageGate(3)
+    window_reader = WindowReader(
+        fetch=source.fetch,
+        converter=CONVERTER,
+        record_type=Call,
+        gate=gate,
+        max_concurrent=4,
+        split_pages=50,
+        rereads=0,
+    )
+    received: list[tuple[str, int]] = []
+
+    async def slow_consumer(page: Page[Call]) -> None:
+        source.held -= 1
+        await asyncio.sleep(0.002)
+        received.append((page.window.key, page.current_page))
+
+    await run_windows(
+        windows, window_reader.read, slow_consumer, max_windows=4, ordered=ordered, gate=gate
+    )
+    assert sorted(received) == sorted((w.key, n) for w in windows for n in range(1, 13))
+    if ordered:
+        assert received == [(w.key, n) for w in windows for n in range(1, 13)]
+    head_lookahead = 4 if ordered else 0
+    queued = 4 * 2 if ordered else 0
+    assert source.peak_held <= 3 + head_lookahead + queued
+    assert gate.free == 3

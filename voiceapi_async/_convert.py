@@ -34,7 +34,7 @@ T = TypeVar("T")
 StructureHook = Callable[[Any, Any], Any]
 
 _DURATION_CACHE: dict[str | int, pendulum.Duration] = {}
-_DURATION_CACHE_MAX = 100_000
+_DURATION_CACHE_MAX = 16_384
 
 
 def parse_duration(value: str | int) -> pendulum.Duration:

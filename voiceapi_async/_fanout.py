@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from voiceapi_async._gate import PageGate
 from voiceapi_async._models import Window
 
 PAGES_PER_WINDOW_BUFFER = 2
 """Pages a window may have ready before the consumer takes them (order mode)."""
 
-ReadWindow = Callable[[Window, Callable[[Any], Awaitable[None]]], Awaitable[None]]
-"""Read one window, emitting its pages through the callback."""
+
+class ReadWindow(Protocol):
+    """Read one window, emitting its pages through the callback."""
+
+    def __call__(
+        self, window: Window, emit: Callable[[Any], Awaitable[None]], *, rank: int
+    ) -> Awaitable[None]:
+        """Read ``window`` (the ``rank``-th of the stream), emitting its pages."""
+
 
 _WINDOW_DONE = object()
 
@@ -31,6 +39,7 @@ async def run_windows(
     *,
     max_windows: int,
     ordered: bool,
+    gate: PageGate,
 ) -> None:
     """Read every window, at most ``max_windows`` at once, emitting their pages.
 
@@ -41,26 +50,28 @@ async def run_windows(
     slots = asyncio.Semaphore(max_windows)
     if not ordered:
         async with asyncio.TaskGroup() as group:
-            for window in windows:
+            for rank, window in enumerate(windows):
                 await slots.acquire()
-                group.create_task(_release_after(slots, read(window, emit)))
+                group.create_task(_release_after(slots, read(window, emit, rank=rank)))
         return
-    queues: asyncio.Queue[asyncio.Queue[Any] | None] = asyncio.Queue()
+    queues: asyncio.Queue[tuple[int, asyncio.Queue[Any]] | None] = asyncio.Queue()
 
-    async def produce(window: Window, queue: asyncio.Queue[Any]) -> None:
-        await read(window, queue.put)
+    async def produce(window: Window, rank: int, queue: asyncio.Queue[Any]) -> None:
+        await read(window, queue.put, rank=rank)
         await queue.put(_WINDOW_DONE)
 
     async def launch(group: asyncio.TaskGroup) -> None:
-        for window in windows:
+        for rank, window in enumerate(windows):
             await slots.acquire()
             queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
-            queues.put_nowait(queue)
-            group.create_task(produce(window, queue))
+            queues.put_nowait((rank, queue))
+            group.create_task(produce(window, rank, queue))
         queues.put_nowait(None)
 
     async def merge() -> None:
-        while (queue := await queues.get()) is not None:
+        while (head := await queues.get()) is not None:
+            rank, queue = head
+            gate.advance(rank)
             while (page := await queue.get()) is not _WINDOW_DONE:
                 await emit(page)
             slots.release()

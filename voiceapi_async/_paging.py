@@ -2,8 +2,9 @@
 
 Page 1 tells the size of the window (``last_page``, ``total``). A window whose page
 1 announces more than ``split_pages`` pages is split into sub-day windows first.
-Pages 2..N are fetched through a sliding set of at most ``max_concurrent`` tasks
-and handed on in page order. Records whose id was already handed on are dropped.
+Pages 2..N are fetched concurrently, each admitted by the stream's
+:class:`~voiceapi_async._gate.PageGate`, at most ``max_concurrent`` of them between
+fetch and hand-off, and handed on in page order. Records whose id was already handed on are dropped.
 When the distinct ids of a pass do not match ``total``, or the server's numbers
 moved between pages, the window changed under us: it is read again (bounded),
 then :class:`PagingError`.
@@ -22,6 +23,7 @@ import attrs
 
 from voiceapi_async._convert import VoiceConverter
 from voiceapi_async._errors import PagingError
+from voiceapi_async._gate import PageGate
 from voiceapi_async._models import Page, RecordT, Window
 from voiceapi_async._protocol import PageData, next_page
 from voiceapi_async._windows import split_window
@@ -38,24 +40,31 @@ _SHORTEST_SPLIT_SECONDS = 60
 
 @attrs.frozen(kw_only=True)
 class WindowReader(Generic[RecordT]):
-    """Reads windows of one report into typed pages."""
+    """Reads windows of one report into typed pages.
+
+    Every page fetch passes ``gate`` first; a window keeps at most
+    ``max_concurrent`` of its pages between fetch and hand-off.
+    """
 
     fetch: FetchPage
     converter: VoiceConverter
     record_type: type[RecordT]
+    gate: PageGate
     max_concurrent: int
     split_pages: int
     rereads: int
 
-    async def read(self, window: Window, emit: Emit[RecordT]) -> None:
+    async def read(self, window: Window, emit: Emit[RecordT], *, rank: int = 0) -> None:
         """Read every page of ``window`` and emit them in page order.
+
+        ``rank`` is the window's place in its stream: earlier windows fetch first.
 
         Raises:
             PagingError: the window kept changing while it was read.
         """
         seen: set[str] = set()
         for attempt in range(self.rereads + 1):
-            if await self._read_pass(window, emit, seen, first_pass=attempt == 0):
+            if await self._read_pass(window, rank, emit, seen, first_pass=attempt == 0):
                 return
             logger.warning("window %s changed while paging; reading it again", window.key)
         raise PagingError(
@@ -64,55 +73,84 @@ class WindowReader(Generic[RecordT]):
         )
 
     async def _read_pass(
-        self, window: Window, emit: Emit[RecordT], seen: set[str], *, first_pass: bool
+        self, window: Window, rank: int, emit: Emit[RecordT], seen: set[str], *, first_pass: bool
     ) -> bool:
-        first = await self.fetch(window, 1)
-        if (
-            next_page(first) is not None
-            and first.last_page > self.split_pages
-            and (window.end - window.start).total_seconds() >= _SHORTEST_SPLIT_SECONDS
-        ):
-            parts = math.ceil(first.last_page / self.split_pages)
-            logger.info(
-                "window %s has %d pages: reading it as %d parts", window.key, first.last_page, parts
-            )
-            for part in split_window(window, parts):
-                await self.read(part, emit)
-            return True
-        state = _Pass(first, seen)
-        await self._deliver(window, first, state, emit, first_pass=first_pass)
+        token = await self.gate.admit(rank)
+        try:
+            first = await self.fetch(window, 1)
+            if (
+                next_page(first) is not None
+                and first.last_page > self.split_pages
+                and (window.end - window.start).total_seconds() >= _SHORTEST_SPLIT_SECONDS
+            ):
+                parts = math.ceil(first.last_page / self.split_pages)
+                logger.info(
+                    "window %s has %d pages: reading it as %d parts",
+                    window.key,
+                    first.last_page,
+                    parts,
+                )
+                if token:
+                    token = False
+                    self.gate.release()
+                for part in split_window(window, parts):
+                    await self.read(part, emit, rank=rank)
+                return True
+            state = _Pass(first, seen)
+            await self._deliver(window, first, state, emit, first_pass=first_pass)
+        finally:
+            if token:
+                self.gate.release()
         if next_page(first) is not None:
-            await self._read_rest(window, first, state, emit, first_pass=first_pass)
+            await self._read_rest(window, rank, first, state, emit, first_pass=first_pass)
         return state.consistent and len(state.ids) == first.total
 
     async def _read_rest(
         self,
         window: Window,
+        rank: int,
         first: PageData,
         state: _Pass,
         emit: Emit[RecordT],
         *,
         first_pass: bool,
     ) -> None:
-        numbers = iter(range(first.current_page + 1, first.last_page + 1))
-        pending: collections.deque[asyncio.Task[PageData]] = collections.deque()
+        # Pages between fetch and hand-off, oldest first, each with its gate token.
+        started: collections.deque[tuple[asyncio.Task[PageData], bool]] = collections.deque()
+        launched = asyncio.Condition()
+        lookahead = asyncio.Semaphore(self.max_concurrent)
+        last = first.last_page
+
+        async def launch(group: asyncio.TaskGroup) -> None:
+            for number in range(first.current_page + 1, last + 1):
+                await lookahead.acquire()
+                token = await self.gate.admit(rank)
+                started.append((group.create_task(self.fetch(window, number)), token))
+                async with launched:
+                    launched.notify()
+
         async with asyncio.TaskGroup() as group:
+            launcher = group.create_task(launch(group))
             try:
-                for number in numbers:
-                    pending.append(group.create_task(self.fetch(window, number)))
-                    if len(pending) >= self.max_concurrent:
-                        break
-                while pending:
-                    page = await pending.popleft()
+                for _ in range(first.current_page + 1, last + 1):
+                    if not started:
+                        async with launched:
+                            await launched.wait_for(lambda: bool(started))
+                    page = await started[0][0]
                     await self._deliver(window, page, state, emit, first_pass=first_pass)
+                    _, token = started.popleft()
+                    lookahead.release()
+                    if token:
+                        self.gate.release()
                     if next_page(page) is None:
                         break
-                    following = next(numbers, None)
-                    if following is not None:
-                        pending.append(group.create_task(self.fetch(window, following)))
             finally:
-                for task in pending:
+                launcher.cancel()
+                for task, token in started:
                     task.cancel()
+                    if token:
+                        self.gate.release()
+                started.clear()
 
     async def _deliver(
         self, window: Window, data: PageData, state: _Pass, emit: Emit[RecordT], *, first_pass: bool

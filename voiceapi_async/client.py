@@ -12,6 +12,7 @@ import attrs
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._convert import make_converter
 from voiceapi_async._fanout import run_windows
+from voiceapi_async._gate import PageGate
 from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
 from voiceapi_async._paging import WindowReader
 from voiceapi_async._protocol import PageData, build_request
@@ -21,6 +22,9 @@ from voiceapi_async._windows import DateLike, plan_windows
 
 if TYPE_CHECKING:
     import aiohttp
+
+PAGE_BUDGET_PER_SLOT = 4
+"""A stream holds at most this many pages per request slot between fetch and hand-off."""
 
 
 class VoiceClient:
@@ -158,10 +162,12 @@ class VoiceClient:
         self._check_open()
         windows = plan_windows(report, start, end, self.config.timezone)
         config = self.config
+        gate = PageGate(PAGE_BUDGET_PER_SLOT * config.max_in_flight)
         reader: WindowReader[RecordT] = WindowReader(
             fetch=self._fetch,
             converter=self._converter,
             record_type=record_type,
+            gate=gate,
             max_concurrent=config.max_in_flight,
             split_pages=config.split_pages,
             rereads=config.rereads,
@@ -169,7 +175,12 @@ class VoiceClient:
 
         async def produce(emit: Any) -> None:
             await run_windows(
-                windows, reader.read, emit, max_windows=config.max_windows, ordered=ordered
+                windows,
+                reader.read,
+                emit,
+                max_windows=config.max_windows,
+                ordered=ordered,
+                gate=gate,
             )
 
         return RecordStream(
