@@ -59,7 +59,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import resource
 import signal
 import subprocess
@@ -68,12 +67,12 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from _report import environment_lines, publish
 
 from voiceapi_async import Call, VoiceClient, make_converter
 from voiceapi_async.testing import Dataset, Faults
@@ -734,25 +733,18 @@ def verdicts(contenders: list[Entry], runs: dict[str, Run], memory: list[MemoryR
     ]
 
 
-def versions() -> str:
-    names = ("aiohttp", "orjson", "cattrs", "pendulum", "stamina", "aiolimiter")
-    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
-
-
 def report_header(plan: Plan, load: tuple[float, float, float]) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     last = FIRST_DAY + dt.timedelta(days=plan.days - 1)
     in_flight, windows = default_limits()
     return "\n".join(
         [
             "# Client benchmark: paging throughput and streaming memory",
             "",
-            f"- Date: {now}",
-            f"- Python: {python}; {versions()}",
-            f"- Machine: {machine}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-            "at the start (the simulator and the client share these cores)",
+            *environment_lines(
+                ("aiohttp", "orjson", "cattrs", "pendulum", "stamina", "aiolimiter"),
+                load=load,
+                sharing="the simulator and the client",
+            ),
             f"- Throughput: calls {FIRST_DAY}..{last} ({plan.days} days, {CALLS_PER_DAY:,} "
             f"calls a day, {PER_PAGE} a page), simulator in its own process "
             f"(`python -m voiceapi_async.testing serve`, shape B) with {LATENCY_MS:g} ms "
@@ -848,11 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders, runs = measure_throughput(plan)
     memory = measure_memory(plan)
     report = build_report(plan, load, contenders, runs, memory)
-    print(report)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report + "\n", encoding="utf-8")
-        print(f"\nwrote {output}")
+    publish(report, output)
     return 0
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import os
-import platform
 import random
 import sys
 import time
@@ -39,13 +37,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 import pendulum
+from _report import environment_lines, publish
 
 import voiceapi_async
 from voiceapi_async import Call
@@ -427,22 +425,12 @@ def verdict(best: dict[str, float]) -> str:
     return f"voiceapi_async runs at **{ratio:.2f}x** the equivalent ceiling: target {met}."
 
 
-def versions() -> str:
-    names = ("cattrs", "attrs", "pendulum", "orjson", "msgspec")
-    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
-
-
 def report_header(repeats: int, min_seconds: float) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     return "\n".join(
         [
             "# Convert benchmark: page bytes → typed `Call` records",
             "",
-            f"- Date: {now}",
-            f"- Python: {python}; {versions()}",
-            f"- Machine: {machine}",
+            *environment_lines(("cattrs", "attrs", "pendulum", "orjson", "msgspec")),
             f"- Input: one shape-B page of {RECORDS_PER_PAGE} generated call records "
             f"(seed {SEED}), in two variants below; time zone {TIMEZONE}",
             f"- Timing: best of {repeats} interleaved repeats, each ≥ {min_seconds} s "
@@ -492,11 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{results_table(best)}\n\n{verdict(best)}"
         )
     report = "\n\n".join([report_header(repeats, min_seconds), *sections])
-    print(report)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report + "\n", encoding="utf-8")
-        print(f"\nwrote {output}")
+    publish(report, output)
     return 0
 
 

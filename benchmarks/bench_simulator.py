@@ -38,7 +38,6 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-import platform
 import random
 import signal
 import statistics
@@ -48,11 +47,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import aiohttp
 import yarl
+from _report import environment_lines, publish
 from aiohttp import web
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "simulator.md"
@@ -318,15 +317,10 @@ def report(
 ) -> str:
     plain, calls = contenders[0], contenders[1]
     ceiling = statistics.median(plain.rates)
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("aiohttp", "orjson", "attrs", "pendulum")
-    )
     lines = [
         "# Simulator benchmark: pages a second served",
         "",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
-        f"- Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        *environment_lines(("aiohttp", "orjson", "attrs", "pendulum")),
         f"- Servers: each in its own subprocess; the simulator as `python -m "
         f"voiceapi_async.testing serve --shape b --rate-limit 0` (faults and latency off), "
         f"seed {SEED}, {CALLS_PER_DAY:,} calls a day; pages of {PER_PAGE} records "
@@ -383,12 +377,7 @@ def main() -> None:
         args.seconds = 0.5 if args.quick else 4.0
     if args.repeats is None:
         args.repeats = 1 if args.quick else 5
-    table = run(args)
-    print(table)
-    if not args.quick:
-        RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_PATH.write_text(table)
-        print(f"written to {RESULTS_PATH}", file=sys.stderr)
+    publish(run(args), None if args.quick else RESULTS_PATH)
 
 
 if __name__ == "__main__":

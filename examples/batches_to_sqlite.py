@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pendulum
-from demo_client import open_client
+from demo_client import open_client, parse_range_args, range_parser
 
 from voiceapi_async import (
     Call,
@@ -299,31 +299,12 @@ REPORT_CHOICES: Mapping[str, tuple[Report, ...]] = {
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ClientConfig | None]:
     """Read the options; without ``--demo``, the environment too."""
-    parser = argparse.ArgumentParser(
-        description="Copy calls and recordings of a date range into SQLite."
-    )
+    parser = range_parser("Copy calls and recordings of a date range into SQLite.")
     parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="SQLite file")
-    parser.add_argument(
-        "--from", dest="start", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD"
-    )
-    parser.add_argument(
-        "--to", dest="end", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD"
-    )
     parser.add_argument(
         "--report", choices=tuple(REPORT_CHOICES), default="all", help="what to copy (all)"
     )
-    parser.add_argument(
-        "--demo", action="store_true", help="start the bundled simulator and read from it"
-    )
-    args = parser.parse_args(argv)
-    if args.end < args.start:
-        parser.error(f"--to {args.end} is before --from {args.start}")
-    if args.demo:
-        return args, None
-    try:
-        return args, ClientConfig.from_env()
-    except ValueError as exc:  # names the missing or malformed VOICEAPI_* variable
-        parser.error(f"{exc} (or pass --demo to try the bundled simulator)")
+    return parse_range_args(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

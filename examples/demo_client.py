@@ -1,4 +1,4 @@
-"""The examples' shared ``--demo`` support: a client for your account, or for a local simulator.
+"""What the examples share: their range flags, and a client for your account or a simulator.
 
 ``open_client(ClientConfig.from_env())`` opens a client for the account the
 ``VOICEAPI_*`` variables describe; ``open_client(None)`` first starts the bundled
@@ -8,9 +8,11 @@ which the client retries) and points the client at it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime as dt
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from voiceapi_async import ClientConfig, RetryPolicy, VoiceClient
 
@@ -51,3 +53,35 @@ async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]
         )
         async with VoiceClient(demo_config) as client:
             yield client
+
+
+def range_parser(description: str) -> argparse.ArgumentParser:
+    """Return a parser with ``--from``, ``--to`` (inclusive days) and ``--demo``."""
+    parser = argparse.ArgumentParser(description=description)
+    for flag, dest in (("--from", "start"), ("--to", "end")):
+        parser.add_argument(
+            flag, dest=dest, required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD"
+        )
+    parser.add_argument(
+        "--demo", action="store_true", help="start the bundled simulator and read from it"
+    )
+    return parser
+
+
+def parse_range_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, ClientConfig | None]:
+    """Parse ``argv``; without ``--demo``, read the client's settings from the environment.
+
+    Returns the arguments and the settings (None with ``--demo``). Exits with status 2
+    and a message when the range is backwards or a ``VOICEAPI_*`` setting is missing.
+    """
+    args = parser.parse_args(argv)
+    if args.end < args.start:
+        parser.error(f"--to {args.end} is before --from {args.start}")
+    if args.demo:
+        return args, None
+    try:
+        return args, ClientConfig.from_env()
+    except ValueError as exc:  # names the missing or malformed VOICEAPI_* variable
+        parser.error(f"{exc} (or pass --demo to try the bundled simulator)")

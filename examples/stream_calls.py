@@ -31,34 +31,15 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
-from demo_client import open_client
+from demo_client import open_client, parse_range_args, range_parser
 
 from voiceapi_async import Call, ClientConfig, VoiceAPIError
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ClientConfig | None]:
     """Read ``--from``, ``--to`` and ``--demo``; without ``--demo``, the environment too."""
-    parser = argparse.ArgumentParser(
-        description="Stream the call log of a date range and summarise it."
-    )
-    parser.add_argument(
-        "--from", dest="start", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD"
-    )
-    parser.add_argument(
-        "--to", dest="end", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD"
-    )
-    parser.add_argument(
-        "--demo", action="store_true", help="start the bundled simulator and read from it"
-    )
-    args = parser.parse_args(argv)
-    if args.end < args.start:
-        parser.error(f"--to {args.end} is before --from {args.start}")
-    if args.demo:
-        return args, None
-    try:
-        return args, ClientConfig.from_env()
-    except ValueError as exc:  # names the missing or malformed VOICEAPI_* variable
-        parser.error(f"{exc} (or pass --demo to try the bundled simulator)")
+    parser = range_parser("Stream the call log of a date range and summarise it.")
+    return parse_range_args(parser, argv)
 
 
 def describe(call: Call) -> str:

@@ -23,6 +23,11 @@ FAST = RetryPolicy(attempts=4, wait_initial=0.0, wait_max=0.01, wait_jitter=0.0)
 JSON = {"Content-Type": "application/json"}
 
 
+def answer(mocked: aioresponses, **response: Any) -> None:
+    """Queue one answer to the next calls request (``repeat=True``: to every one)."""
+    mocked.get(CALLS, response_class=EdgeResponse, **response)
+
+
 def client(**settings: Any) -> VoiceClient:
     return VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=FAST, **settings)
 
@@ -45,9 +50,7 @@ async def test_client_errors_raise_at_once_without_retries(
 ) -> None:
     """403 and 422 (also inside HTTP 200) raise their typed error after one request."""
     with aioresponses() as mocked:
-        mocked.get(
-            CALLS, response_class=EdgeResponse, status=status, body=body, headers=JSON, repeat=True
-        )
+        answer(mocked, status=status, body=body, headers=JSON, repeat=True)
         async with client() as voice:
             with pytest.raises(error):
                 await voice.calls("2024-03-05", "2024-03-05").collect()
@@ -59,21 +62,9 @@ async def test_client_errors_raise_at_once_without_retries(
 async def test_server_errors_and_connection_failures_are_retried() -> None:
     """A 503, then a dropped connection, then a good page: the page arrives."""
     with aioresponses() as mocked:
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
-            status=503,
-            body=error_body(503, "busy"),
-            headers=JSON,
-        )
-        mocked.get(CALLS, response_class=EdgeResponse, exception=aiohttp.ServerDisconnectedError())
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
-            status=200,
-            body=fixture_bytes("calls_shape_a.json"),
-            headers=JSON,
-        )
+        answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
+        answer(mocked, exception=aiohttp.ServerDisconnectedError())
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
         async with client() as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert [c.id for c in calls] == [
@@ -88,9 +79,8 @@ async def test_server_errors_and_connection_failures_are_retried() -> None:
 async def test_retries_end_with_the_last_typed_error() -> None:
     """When every attempt fails the last error surfaces, typed, after `attempts` tries."""
     with aioresponses() as mocked:
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
+        answer(
+            mocked,
             exception=aiohttp.ClientConnectionError("reset by peer"),
             repeat=True,
         )
@@ -99,7 +89,7 @@ async def test_retries_end_with_the_last_typed_error() -> None:
                 await voice.calls("2019-06-11", "2019-06-11").collect()
     assert voice.stats.requests == FAST.attempts
     with aioresponses() as mocked:
-        mocked.get(CALLS, response_class=EdgeResponse, status=500, body=b"oops", repeat=True)
+        answer(mocked, status=500, body=b"oops", repeat=True)
         async with client() as voice:
             with pytest.raises(ServerError):
                 await voice.calls("2019-06-11", "2019-06-11").collect()
@@ -110,20 +100,13 @@ async def test_retry_after_is_honoured_up_to_the_cap() -> None:
     """A 429 asking for an hour is waited out only up to max_retry_after."""
     policy = RetryPolicy(attempts=3, wait_initial=0.0, wait_jitter=0.0, max_retry_after=0.05)
     with aioresponses() as mocked:
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
+        answer(
+            mocked,
             status=429,
             body=fixture_bytes("error_429.json"),
             headers={**JSON, "Retry-After": "3600"},
         )
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
-            status=200,
-            body=fixture_bytes("calls_shape_a.json"),
-            headers=JSON,
-        )
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
         async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert len(calls) == 2
@@ -134,20 +117,8 @@ async def test_retry_after_is_honoured_up_to_the_cap() -> None:
 async def test_requests_carry_accept_and_the_token_as_configured() -> None:
     """Bearer by default; access_token in the query when asked; Accept always JSON."""
     with aioresponses() as mocked:
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
-            status=200,
-            body=fixture_bytes("calls_shape_a.json"),
-            headers=JSON,
-        )
-        mocked.get(
-            CALLS,
-            response_class=EdgeResponse,
-            status=200,
-            body=fixture_bytes("calls_shape_a.json"),
-            headers=JSON,
-        )
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
         async with client() as voice:
             await voice.calls("2019-06-11", "2019-06-11").collect()
         async with client(auth="access_token") as voice:

@@ -71,6 +71,17 @@ class DayData:
     recordings: list[WireRecord]
     recording_keys: list[str]
 
+    @classmethod
+    def of(cls, date: dt.date, calls: list[WireRecord], recordings: list[WireRecord]) -> DayData:
+        """Build a day from its sorted records, keying each by its filter column."""
+        return cls(
+            date,
+            calls,
+            [r["end_at"] for r in calls],
+            recordings,
+            [r["created_at"] for r in recordings],
+        )
+
     def records(self, report: Report) -> tuple[list[WireRecord], list[str]]:
         """Return the records of ``report`` and their sorted filter keys."""
         if report is Report.CALLS:
@@ -122,13 +133,7 @@ class Dataset:
             return base
         calls = _sorted_by(base.calls + (late_calls or []), "end_at")
         recordings = _sorted_by(base.recordings + (late_recordings or []), "created_at")
-        return DayData(
-            date,
-            calls,
-            [r["end_at"] for r in calls],
-            recordings,
-            [r["created_at"] for r in recordings],
-        )
+        return DayData.of(date, calls, recordings)
 
     def version(self, report: Report, date: dt.date) -> int:
         """Return how many live records ``date`` has gained for ``report`` (for caches)."""
@@ -171,13 +176,7 @@ class Dataset:
         recordings = _sorted_by(
             [_recording(rng, _moment(rng, date), i + 1) for i in range(per_day)], "created_at"
         )
-        return DayData(
-            date,
-            calls,
-            [r["end_at"] for r in calls],
-            recordings,
-            [r["created_at"] for r in recordings],
-        )
+        return DayData.of(date, calls, recordings)
 
 
 def _dates(first: dt.date, last: dt.date) -> Iterator[dt.date]:
