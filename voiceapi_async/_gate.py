@@ -11,8 +11,10 @@ token while they wait for it, and it must still be able to finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
+from collections.abc import AsyncIterator
 
 
 class PageGate:
@@ -52,6 +54,16 @@ class PageGate:
             if admitted.done() and not admitted.cancelled() and admitted.result():
                 self.release()
             raise
+
+    @contextlib.asynccontextmanager
+    async def holding(self, rank: int) -> AsyncIterator[None]:
+        """Hold admission for one page of window ``rank`` for the block's length."""
+        token = await self.admit(rank)
+        try:
+            yield
+        finally:
+            if token:
+                self.release()
 
     def release(self) -> None:
         """Hand a token back: to the earliest waiting window, or to the pool."""

@@ -4,7 +4,8 @@ Page 1 tells the size of the window (``last_page``, ``total``). A window whose p
 1 announces more than ``split_pages`` pages is split into sub-day windows first.
 Pages 2..N are fetched concurrently, each admitted by the stream's
 :class:`~voiceapi_async._gate.PageGate`, at most ``max_concurrent`` of them between
-fetch and hand-off, and handed on in page order. Records whose id was already handed on are dropped.
+fetch and hand-off, and handed on in page order. Records whose id was already
+handed on are dropped.
 When the distinct ids of a pass do not match ``total``, or the server's numbers
 moved between pages, the window changed under us: it is read again (bounded),
 then :class:`PagingError`.
@@ -75,35 +76,32 @@ class WindowReader(Generic[RecordT]):
     async def _read_pass(
         self, window: Window, rank: int, emit: Emit[RecordT], seen: set[str], *, first_pass: bool
     ) -> bool:
-        token = await self.gate.admit(rank)
-        try:
+        async with self.gate.holding(rank):
             first = await self.fetch(window, 1)
-            if (
-                next_page(first) is not None
-                and first.last_page > self.split_pages
-                and (window.end - window.start).total_seconds() >= _SHORTEST_SPLIT_SECONDS
-            ):
-                parts = math.ceil(first.last_page / self.split_pages)
-                logger.info(
-                    "window %s has %d pages: reading it as %d parts",
-                    window.key,
-                    first.last_page,
-                    parts,
-                )
-                if token:
-                    token = False
-                    self.gate.release()
-                for part in split_window(window, parts):
-                    await self.read(part, emit, rank=rank)
-                return True
-            state = _Pass(first, seen)
-            await self._deliver(window, first, state, emit, first_pass=first_pass)
-        finally:
-            if token:
-                self.gate.release()
+            parts = self._parts(window, first)
+            if not parts:
+                state = _Pass(first, seen)
+                await self._deliver(window, first, state, emit, first_pass=first_pass)
+        if parts:
+            logger.info(
+                "window %s has %d pages: reading it as %d parts", window.key, first.last_page, parts
+            )
+            for part in split_window(window, parts):
+                await self.read(part, emit, rank=rank)
+            return True
         if next_page(first) is not None:
             await self._read_rest(window, rank, first, state, emit, first_pass=first_pass)
         return state.consistent and len(state.ids) == first.total
+
+    def _parts(self, window: Window, first: PageData) -> int:
+        """Return how many sub-windows ``window`` should be read as (0: read it whole)."""
+        if (
+            next_page(first) is None
+            or first.last_page <= self.split_pages
+            or (window.end - window.start).total_seconds() < _SHORTEST_SPLIT_SECONDS
+        ):
+            return 0
+        return math.ceil(first.last_page / self.split_pages)
 
     async def _read_rest(
         self,
