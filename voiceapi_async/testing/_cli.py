@@ -133,21 +133,23 @@ def _port(text: str) -> int:
     return value
 
 
-def _milliseconds(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    value = _number(text)
     if not value >= 0:  # also rejects nan
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, not {text}")
     return value
