@@ -14,7 +14,6 @@ then :class:`PagingError`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine
@@ -114,29 +113,25 @@ class WindowReader(Generic[RecordT]):
         first_pass: bool,
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
-        started: collections.deque[tuple[asyncio.Task[PageData], bool]] = collections.deque()
-        launched = asyncio.Condition()
+        started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
         lookahead = asyncio.Semaphore(self.max_concurrent)
-        last = first.last_page
+        numbers = range(first.current_page + 1, first.last_page + 1)
 
         async def launch(group: asyncio.TaskGroup) -> None:
-            for number in range(first.current_page + 1, last + 1):
+            for number in numbers:
                 await lookahead.acquire()
                 token = await self.gate.admit(rank)
-                started.append((group.create_task(self.fetch(window, number)), token))
-                async with launched:
-                    launched.notify()
+                started.put_nowait((group.create_task(self.fetch(window, number)), token))
 
+        held: list[tuple[asyncio.Task[PageData], bool]] = []
         async with asyncio.TaskGroup() as group:
             launcher = group.create_task(launch(group))
             try:
-                for _ in range(first.current_page + 1, last + 1):
-                    if not started:
-                        async with launched:
-                            await launched.wait_for(lambda: bool(started))
-                    page = await started[0][0]
+                for _ in numbers:
+                    held.append(await started.get())
+                    page = await held[0][0]
                     await self._deliver(window, page, state, emit, first_pass=first_pass)
-                    _, token = started.popleft()
+                    _, token = held.pop()
                     lookahead.release()
                     if token:
                         self.gate.release()
@@ -144,11 +139,12 @@ class WindowReader(Generic[RecordT]):
                         break
             finally:
                 launcher.cancel()
-                for task, token in started:
+                while not started.empty():
+                    held.append(started.get_nowait())
+                for task, token in held:
                     task.cancel()
                     if token:
                         self.gate.release()
-                started.clear()
 
     async def _deliver(
         self, window: Window, data: PageData, state: _Pass, emit: Emit[RecordT], *, first_pass: bool
