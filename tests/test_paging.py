@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import fixture_json
 from voiceapi_async import Call, Page, PagingError, Shape, Window, make_converter, plan_windows
-from voiceapi_async._fanout import run_windows
+from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
 from voiceapi_async._gate import PageGate
 from voiceapi_async._paging import WindowReader
 from voiceapi_async._protocol import PageData
@@ -51,7 +51,7 @@ class PagedSource:
 
 
 def reader(source: PagedSource, **settings: Any) -> WindowReader[Call]:
-    options: dict[str, Any] = {"max_concurrent": 3, "split_pages": 50, "rereads": 2}
+    options: dict[str, Any] = {"lookahead": 3, "split_pages": 50, "rereads": 2}
     options.update(settings)
     return WindowReader(
         fetch=source.fetch, converter=CONVERTER, record_type=Call, gate=PageGate(6), **options
@@ -225,7 +225,7 @@ async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: 
         converter=CONVERTER,
         record_type=Call,
         gate=gate,
-        max_concurrent=4,
+        lookahead=4,
         split_pages=50,
         rereads=0,
     )
@@ -246,3 +246,56 @@ async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: 
     queued = 4 * 2 if ordered else 0
     assert source.peak_held <= 3 + head_lookahead + queued
     assert gate.free == 3
+
+
+@pytest.mark.asyncio
+async def test_the_day_being_delivered_runs_ahead_of_a_slow_page() -> None:
+    """Ordered: a slow page of the head day does not stop its later pages.
+
+    The next day soon holds every token, waiting for the head; the head keeps
+    fetching without tokens, up to its look-ahead, so request slots stay busy.
+    """
+    windows = plan_windows("calls", "2024-03-01", "2024-03-02", "UTC")
+    pages_of_ids = [[f"{n}a", f"{n}b"] for n in range(20)]
+    source = PagedSource([pages_of_ids])
+    slow_page = asyncio.Event()
+    started: list[tuple[str, int]] = []
+
+    async def fetch(window: Window, page: int) -> PageData:
+        started.append((window.key, page))
+        if (window.key, page) == (windows[0].key, 2):
+            await slow_page.wait()
+        return await source.fetch(window, page)
+
+    gate = PageGate(4)
+    window_reader = WindowReader(
+        fetch=fetch,
+        converter=CONVERTER,
+        record_type=Call,
+        gate=gate,
+        lookahead=12,
+        split_pages=50,
+        rereads=0,
+    )
+    received: list[tuple[str, int]] = []
+
+    async def consume(page: Page[Call]) -> None:
+        received.append((page.window.key, page.current_page))
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(
+            run_windows(
+                windows, window_reader.read, consume, max_windows=2, ordered=True, gate=gate
+            )
+        )
+        for _ in range(50):
+            await asyncio.sleep(0)
+        head_started = [page for key, page in started if key == windows[0].key]
+        later_started = [page for key, page in started if key == windows[1].key]
+        assert head_started == list(range(1, 14))  # page 1, then 12 ahead of the slow page
+        # The next day filled its ready queue, then took every token.
+        assert len(later_started) == PAGES_PER_WINDOW_BUFFER + 4
+        assert gate.free == 0
+        slow_page.set()
+    assert received == [(w.key, n) for w in windows for n in range(1, 21)]
+    assert gate.free == 4

@@ -3,7 +3,7 @@
 Page 1 tells the size of the window (``last_page``, ``total``). A window whose page
 1 announces more than ``split_pages`` pages is split into sub-day windows first.
 Pages 2..N are fetched concurrently, each admitted by the stream's
-:class:`~voiceapi_async._gate.PageGate`, at most ``max_concurrent`` of them between
+:class:`~voiceapi_async._gate.PageGate`, at most ``lookahead`` of them between
 fetch and hand-off, and handed on in page order. Records whose id was already
 handed on are dropped.
 When the distinct ids of a pass do not match ``total``, or the server's numbers
@@ -42,15 +42,17 @@ _SHORTEST_SPLIT_SECONDS = 60
 class WindowReader(Generic[RecordT]):
     """Reads windows of one report into typed pages.
 
-    Every page fetch passes ``gate`` first; a window keeps at most
-    ``max_concurrent`` of its pages between fetch and hand-off.
+    Every page fetch passes ``gate`` first; a window keeps at most ``lookahead``
+    of its pages between fetch and hand-off. That bounds the window being delivered,
+    which passes the gate without tokens in order mode: with room to run ahead, one
+    slow page does not idle the other request slots.
     """
 
     fetch: FetchPage
     converter: VoiceConverter
     record_type: type[RecordT]
     gate: PageGate
-    max_concurrent: int
+    lookahead: int
     split_pages: int
     rereads: int
 
@@ -114,12 +116,12 @@ class WindowReader(Generic[RecordT]):
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
         started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
-        lookahead = asyncio.Semaphore(self.max_concurrent)
+        ahead = asyncio.Semaphore(self.lookahead)
         numbers = range(first.current_page + 1, first.last_page + 1)
 
         async def launch(group: asyncio.TaskGroup) -> None:
             for number in numbers:
-                await lookahead.acquire()
+                await ahead.acquire()
                 token = await self.gate.admit(rank)
                 started.put_nowait((group.create_task(self.fetch(window, number)), token))
 
@@ -132,7 +134,7 @@ class WindowReader(Generic[RecordT]):
                     page = await held[0][0]
                     await self._deliver(window, page, state, emit, first_pass=first_pass)
                     _, token = held.pop()
-                    lookahead.release()
+                    ahead.release()
                     if token:
                         self.gate.release()
                     if next_page(page) is None:

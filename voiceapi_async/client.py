@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     import aiohttp
 
 PAGE_BUDGET_PER_SLOT = 4
-"""A stream holds at most this many pages per request slot between fetch and hand-off."""
+"""Pages per request slot a stream may hold between fetch and hand-off.
+
+The stream's gate has this many tokens per slot, and the window being delivered
+(which passes the gate without tokens) may run as far ahead of its consumer: room
+for one slow page while every other slot keeps fetching.
+"""
 
 
 class VoiceClient:
@@ -162,13 +167,14 @@ class VoiceClient:
         self._check_open()
         windows = plan_windows(report, start, end, self.config.timezone)
         config = self.config
-        gate = PageGate(PAGE_BUDGET_PER_SLOT * config.max_in_flight)
+        budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
+        gate = PageGate(budget)
         reader: WindowReader[RecordT] = WindowReader(
             fetch=self._fetch,
             converter=self._converter,
             record_type=record_type,
             gate=gate,
-            max_concurrent=config.max_in_flight,
+            lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
         )
