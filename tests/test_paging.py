@@ -7,7 +7,7 @@ from tests.conftest import fixture_json
 from voiceapi_async import Call, Page, PagingError, Shape, Window, make_converter, plan_windows
 from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
 from voiceapi_async._gate import PageGate
-from voiceapi_async._paging import WindowReader
+from voiceapi_async._paging import FetchPage, WindowReader
 from voiceapi_async._protocol import PageData
 
 CONVERTER = make_converter("Asia/Kolkata")
@@ -50,12 +50,10 @@ class PagedSource:
         )
 
 
-def reader(source: PagedSource, **settings: Any) -> WindowReader[Call]:
-    options: dict[str, Any] = {"lookahead": 3, "split_pages": 50, "rereads": 2}
-    options.update(settings)
-    return WindowReader(
-        fetch=source.fetch, converter=CONVERTER, record_type=Call, gate=PageGate(6), **options
-    )
+def reader(fetch: FetchPage, **settings: Any) -> WindowReader[Call]:
+    options: dict[str, Any] = {"gate": PageGate(6), "lookahead": 3, "split_pages": 50}
+    options.update({"rereads": 2, **settings})
+    return WindowReader(fetch=fetch, converter=CONVERTER, record_type=Call, **options)
 
 
 async def read_all(source: PagedSource, window: Window, **settings: Any) -> list[Page[Call]]:
@@ -64,7 +62,7 @@ async def read_all(source: PagedSource, window: Window, **settings: Any) -> list
     async def emit(page: Page[Call]) -> None:
         pages.append(page)
 
-    await reader(source, **settings).read(window, emit)
+    await reader(source.fetch, **settings).read(window, emit)
     return pages
 
 
@@ -220,15 +218,7 @@ async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: 
     pages_of_ids = [[f"{n}a", f"{n}b"] for n in range(12)]
     source = CountingSource([pages_of_ids])
     gate = PageGate(3)
-    window_reader = WindowReader(
-        fetch=source.fetch,
-        converter=CONVERTER,
-        record_type=Call,
-        gate=gate,
-        lookahead=4,
-        split_pages=50,
-        rereads=0,
-    )
+    window_reader = reader(source.fetch, gate=gate, lookahead=4, rereads=0)
     received: list[tuple[str, int]] = []
 
     async def slow_consumer(page: Page[Call]) -> None:
@@ -268,15 +258,7 @@ async def test_the_day_being_delivered_runs_ahead_of_a_slow_page() -> None:
         return await source.fetch(window, page)
 
     gate = PageGate(4)
-    window_reader = WindowReader(
-        fetch=fetch,
-        converter=CONVERTER,
-        record_type=Call,
-        gate=gate,
-        lookahead=12,
-        split_pages=50,
-        rereads=0,
-    )
+    window_reader = reader(fetch, gate=gate, lookahead=12, rereads=0)
     received: list[tuple[str, int]] = []
 
     async def consume(page: Page[Call]) -> None:
