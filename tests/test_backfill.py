@@ -18,9 +18,9 @@ from voiceapi_async.backfill import (
     Summary,
     WindowState,
     lookback_start,
-    make_sink,
     plan,
 )
+from voiceapi_async.export import get_format
 from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
 
 TZ = "Asia/Kolkata"
@@ -68,14 +68,6 @@ def test_manifest_keeps_states_across_reopening(tmp_path: Path) -> None:
     assert entries["calls/2024-03-03"].attempts == 1
 
 
-def test_sinks_refuse_unknown_formats() -> None:
-    """An unknown format or gzip for CSV is a clear ValueError."""
-    with pytest.raises(ValueError, match="unknown format 'xml'"):
-        make_sink("xml")
-    with pytest.raises(ValueError, match="jsonl only"):
-        make_sink("csv", compress=True)
-
-
 async def run_backfill(
     sim: VoiceSimulator,
     out: Path,
@@ -92,7 +84,7 @@ async def run_backfill(
         with Manifest(out / "_manifest.sqlite") as manifest:
             for report in reports:
                 windows = plan(report, "2024-03-01", "2024-03-04", TZ, now=NOW)
-                runner = Backfill(client, manifest, make_sink(fmt, compress=compress), out)
+                runner = Backfill(client, manifest, get_format(fmt, compress=compress, timezone=TZ), out)
                 summaries[report] = await runner.run(windows)
     return summaries
 
@@ -204,7 +196,7 @@ async def test_failed_windows_are_recorded_and_retried_on_request(tmp_path: Path
     ):
         with Manifest(tmp_path / "_manifest.sqlite") as manifest:
             windows = plan("calls", "2024-03-01", "2024-03-04", TZ, now=NOW)
-            runner = Backfill(client, manifest, make_sink("csv"), tmp_path, retry_failed=True)
+            runner = Backfill(client, manifest, get_format("csv"), tmp_path, retry_failed=True)
             retried = await runner.run(windows)
             states = {e.key: e.state for e in manifest.entries()}
     assert retried.ok
@@ -220,7 +212,7 @@ async def test_a_bad_token_stops_the_run_at_once(tmp_path: Path) -> None:
         VoiceClient(base_url=sim.base_url, token="nope", timezone=TZ, rate_limit=0) as client,
     ):
         with Manifest(tmp_path / "_manifest.sqlite") as manifest:
-            runner = Backfill(client, manifest, make_sink("jsonl"), tmp_path)
+            runner = Backfill(client, manifest, get_format("jsonl"), tmp_path)
             with pytest.raises(AuthenticationError):
                 await runner.run(plan("calls", "2024-03-01", "2024-03-04", TZ, now=NOW))
     assert not list(tmp_path.rglob("part-0.*"))

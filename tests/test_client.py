@@ -164,9 +164,9 @@ async def test_streams_batches_pages_and_limits(sim: VoiceSimulator) -> None:
     assert all(len(batch) == 16 for batch in batches[:-1])
     assert 1 <= len(batches[-1]) <= 16
     assert [c.id for batch in batches for c in batch] == [c.id for c in records]
-    assert [page.current_page for page in pages] == list(range(1, pages[0].last_page + 1))
+    assert [page.numbers.current_page for page in pages] == list(range(1, pages[0].numbers.last_page + 1))
     assert all(page.window.key == "calls/2024-03-05" for page in pages)
-    assert sum(len(page.records) for page in pages) == pages[0].total == len(truth)
+    assert sum(len(page.records) for page in pages) == pages[0].numbers.total == len(truth)
     assert [c.id for c in first_ten] == [c.id for c in records[:10]]
     assert [c.id for c in awaited] == [c.id for c in records]
     assert all(isinstance(call, Call) for call in awaited)

@@ -94,3 +94,21 @@ def test_a_budget_below_one_is_refused() -> None:
     """A gate with no tokens would admit nothing."""
     with pytest.raises(ValueError, match="budget must be 1 or more"):
         PageGate(0)
+
+
+@pytest.mark.asyncio
+async def test_an_admission_holds_a_token_for_its_block_and_gives_it_back() -> None:
+    """An admission takes its window's token for the block, and returns it however it ends."""
+    gate = PageGate(1)
+    admission = gate.admission(2)
+    async with admission.holding():
+        assert gate.free == 0
+    assert gate.free == 1
+    with pytest.raises(RuntimeError, match="boom"):
+        async with admission.holding():
+            raise RuntimeError("boom")
+    assert gate.free == 1
+    gate.advance(2)
+    async with admission.holding():
+        assert gate.free == 1  # the head passes without a token
+    assert gate.free == 1

@@ -7,6 +7,7 @@ from voiceapi_async import (
     Call,
     CallStatus,
     Page,
+    PageNumbers,
     Recording,
     Report,
     Shape,
@@ -61,13 +62,10 @@ def test_page_holds_records_window_and_paging_numbers() -> None:
         records=recordings(),
         window=window,
         shape=Shape.RESOURCE,
-        current_page=1,
-        last_page=1,
-        per_page=15,
-        total=2,
+        numbers=PageNumbers(current_page=1, last_page=1, per_page=15, total=2),
     )
     assert page.window.key == "recordings/2019-06-11"
-    assert len(page.records) == page.total
+    assert len(page.records) == page.numbers.total
     assert page.records[1].created_at.tzinfo == pendulum.timezone("Asia/Kolkata")
 
 

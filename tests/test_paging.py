@@ -4,9 +4,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import fixture_json
-from voiceapi_async import Call, Page, PagingError, Shape, Window, make_converter, plan_windows
+from voiceapi_async import (
+    Call,
+    Page,
+    PageNumbers,
+    PagingError,
+    Shape,
+    Window,
+    make_converter,
+    plan_windows,
+)
 from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
-from voiceapi_async._gate import PageGate
+from voiceapi_async._gate import Admission, PageGate
 from voiceapi_async._paging import FetchPage, WindowReader
 from voiceapi_async._protocol import PageData
 
@@ -40,18 +49,20 @@ class PagedSource:
             shape=Shape.PAGINATOR,
             rows=rows(ids),
             rows_path="$.data.data",
-            current_page=page,
-            last_page=len(pages),
-            per_page=2,
-            total=total,
-            first_row=1 if ids else None,
-            last_row=len(ids) or None,
+            numbers=PageNumbers(
+                current_page=page,
+                last_page=len(pages),
+                per_page=2,
+                total=total,
+                first_row=1 if ids else None,
+                last_row=len(ids) or None,
+            ),
             has_next_link=page < len(pages),
         )
 
 
 def reader(fetch: FetchPage, **settings: Any) -> WindowReader[Call]:
-    options: dict[str, Any] = {"gate": PageGate(6), "lookahead": 3, "split_pages": 50}
+    options: dict[str, Any] = {"lookahead": 3, "split_pages": 50}
     options.update({"rereads": 2, **settings})
     return WindowReader(fetch=fetch, converter=CONVERTER, record_type=Call, **options)
 
@@ -62,7 +73,7 @@ async def read_all(source: PagedSource, window: Window, **settings: Any) -> list
     async def emit(page: Page[Call]) -> None:
         pages.append(page)
 
-    await reader(source.fetch, **settings).read(window, emit)
+    await reader(source.fetch, **settings).read(window, emit, PageGate(6).admission(0))
     return pages
 
 
@@ -74,7 +85,7 @@ async def test_pages_come_in_order_with_every_record_once() -> None:
     """Pages 2..N are fetched concurrently but handed on in page order."""
     source = PagedSource([[["a", "b"], ["c", "d"], ["e", "f"], ["g"]]])
     pages = await read_all(source, DAY)
-    assert [p.current_page for p in pages] == [1, 2, 3, 4]
+    assert [p.numbers.current_page for p in pages] == [1, 2, 3, 4]
     assert [c.id for p in pages for c in p.records] == list("abcdefg")
     assert source.requests[0] == ("calls/2024-03-05", 1)
 
@@ -122,12 +133,9 @@ async def test_windows_with_too_many_pages_are_split() -> None:
                 shape=Shape.PAGINATOR,
                 rows=rows([window.key]),
                 rows_path="$.data.data",
-                current_page=1,
-                last_page=1,
-                per_page=2,
-                total=1,
-                first_row=1,
-                last_row=1,
+                numbers=PageNumbers(
+                    current_page=1, last_page=1, per_page=2, total=1, first_row=1, last_row=1
+                ),
                 has_next_link=False,
             )
 
@@ -147,7 +155,7 @@ async def test_run_windows_orders_pages_and_bounds_windows() -> None:
     peak = 0
     seen: list[str] = []
 
-    async def read(window: Window, emit: Any, *, rank: int) -> None:
+    async def read(window: Window, emit: Any, admission: Admission) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -159,11 +167,11 @@ async def test_run_windows_orders_pages_and_bounds_windows() -> None:
     async def collect(item: Any) -> None:
         seen.append(f"{item[0]}#{item[1]}")
 
-    await run_windows(windows, read, collect, max_windows=2, ordered=True, gate=PageGate(1))
+    await run_windows(windows, read, collect, max_windows=2, ordered=True, page_budget=1)
     assert seen == [f"{w.key}#{n}" for w in windows for n in (1, 2)]
     assert peak <= 2
     seen.clear()
-    await run_windows(windows, read, collect, max_windows=3, ordered=False, gate=PageGate(1))
+    await run_windows(windows, read, collect, max_windows=3, ordered=False, page_budget=1)
     assert sorted(seen) == sorted(f"{w.key}#{n}" for w in windows for n in (1, 2))
 
 
@@ -173,7 +181,7 @@ async def test_run_windows_stops_everything_on_the_first_error() -> None:
     windows = plan_windows("calls", "2024-03-01", "2024-03-04", "UTC")
     cancelled: list[str] = []
 
-    async def read(window: Window, emit: Any, *, rank: int) -> None:
+    async def read(window: Window, emit: Any, admission: Admission) -> None:
         if window.start.day == 2:
             raise PagingError("boom")
         try:
@@ -186,7 +194,7 @@ async def test_run_windows_stops_everything_on_the_first_error() -> None:
         return None
 
     with pytest.raises(ExceptionGroup) as caught:
-        await run_windows(windows, read, ignore, max_windows=4, ordered=False, gate=PageGate(1))
+        await run_windows(windows, read, ignore, max_windows=4, ordered=False, page_budget=1)
     assert caught.group_contains(PagingError)
     assert len(cancelled) == 3
 
@@ -217,17 +225,16 @@ async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: 
     windows = plan_windows("calls", "2024-03-01", "2024-03-06", "UTC")
     pages_of_ids = [[f"{n}a", f"{n}b"] for n in range(12)]
     source = CountingSource([pages_of_ids])
-    gate = PageGate(3)
-    window_reader = reader(source.fetch, gate=gate, lookahead=4, rereads=0)
+    window_reader = reader(source.fetch, lookahead=4, rereads=0)
     received: list[tuple[str, int]] = []
 
     async def slow_consumer(page: Page[Call]) -> None:
         source.held -= 1
         await asyncio.sleep(0.002)
-        received.append((page.window.key, page.current_page))
+        received.append((page.window.key, page.numbers.current_page))
 
     await run_windows(
-        windows, window_reader.read, slow_consumer, max_windows=4, ordered=ordered, gate=gate
+        windows, window_reader.read, slow_consumer, max_windows=4, ordered=ordered, page_budget=3
     )
     assert sorted(received) == sorted((w.key, n) for w in windows for n in range(1, 13))
     if ordered:
@@ -235,7 +242,6 @@ async def test_a_slow_consumer_holds_the_stream_within_its_page_budget(ordered: 
     head_lookahead = 4 if ordered else 0
     queued = 4 * 2 if ordered else 0
     assert source.peak_held <= 3 + head_lookahead + queued
-    assert gate.free == 3
 
 
 @pytest.mark.asyncio
@@ -257,17 +263,16 @@ async def test_the_day_being_delivered_runs_ahead_of_a_slow_page() -> None:
             await slow_page.wait()
         return await source.fetch(window, page)
 
-    gate = PageGate(4)
-    window_reader = reader(fetch, gate=gate, lookahead=12, rereads=0)
+    window_reader = reader(fetch, lookahead=12, rereads=0)
     received: list[tuple[str, int]] = []
 
     async def consume(page: Page[Call]) -> None:
-        received.append((page.window.key, page.current_page))
+        received.append((page.window.key, page.numbers.current_page))
 
     async with asyncio.TaskGroup() as group:
         group.create_task(
             run_windows(
-                windows, window_reader.read, consume, max_windows=2, ordered=True, gate=gate
+                windows, window_reader.read, consume, max_windows=2, ordered=True, page_budget=4
             )
         )
         for _ in range(50):
@@ -277,7 +282,5 @@ async def test_the_day_being_delivered_runs_ahead_of_a_slow_page() -> None:
         assert head_started == list(range(1, 14))  # page 1, then 12 ahead of the slow page
         # The next day filled its ready queue, then took every token.
         assert len(later_started) == PAGES_PER_WINDOW_BUFFER + 4
-        assert gate.free == 0
         slow_page.set()
     assert received == [(w.key, n) for w in windows for n in range(1, 21)]
-    assert gate.free == 4

@@ -1,4 +1,6 @@
 import voiceapi_async
+import voiceapi_async.backfill
+import voiceapi_async.export
 
 EXPECTED = [
     "APIStatusError",
@@ -8,9 +10,11 @@ EXPECTED = [
     "CallStatus",
     "ClientConfig",
     "ClientStats",
+    "DateLike",
     "HangupBy",
     "NotFoundError",
     "Page",
+    "PageNumbers",
     "PagingError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -24,6 +28,7 @@ EXPECTED = [
     "RetryPolicy",
     "ServerError",
     "Shape",
+    "TimezoneLike",
     "TransportError",
     "ValidationError",
     "VoiceAPIError",
@@ -46,9 +51,54 @@ def test_every_public_name_exists_and_is_documented() -> None:
     """Each exported name resolves and its object carries a docstring."""
     for name in voiceapi_async.__all__:
         obj = getattr(voiceapi_async, name)
-        if name == "Record":
-            continue  # a type alias: documented where it is defined
+        if name in ("DateLike", "Record", "TimezoneLike"):
+            continue  # type aliases: documented where they are defined
         assert obj.__doc__, name
+
+
+EXPORT = [
+    "CALL_COLUMNS",
+    "COLUMNS",
+    "FORMATS",
+    "JSON_COLUMNS",
+    "RECORDING_COLUMNS",
+    "Csv",
+    "ExportFormat",
+    "JsonLines",
+    "Parquet",
+    "RecordWriter",
+    "call_row",
+    "get_format",
+    "json_row",
+    "parquet_schema",
+    "recording_row",
+    "row",
+    "sort_records",
+]
+BACKFILL = [
+    "DEFAULT_SAFETY_LAG",
+    "FATAL_ERRORS",
+    "Backfill",
+    "Manifest",
+    "Progress",
+    "Summary",
+    "WindowEntry",
+    "WindowResult",
+    "WindowState",
+    "lookback_start",
+    "partition_path",
+    "plan",
+]
+
+
+def test_export_and_backfill_surfaces_are_pinned_and_documented() -> None:
+    """The export and backfill modules' public names are pinned, sorted, and documented."""
+    for module, expected in ((voiceapi_async.export, EXPORT), (voiceapi_async.backfill, BACKFILL)):
+        assert module.__all__ == expected
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj):
+                assert obj.__doc__, name
 
 
 def test_error_tree_matches_the_design() -> None:

@@ -25,6 +25,7 @@ from voiceapi_async._models import (
     CallStatus,
     HangupBy,
     Page,
+    PageNumbers,
     Record,
     Recording,
     Report,
@@ -33,9 +34,8 @@ from voiceapi_async._models import (
 )
 from voiceapi_async._protocol import AuthMode
 from voiceapi_async._stream import RecordStream
-from voiceapi_async._transport import ClientStats
-from voiceapi_async._windows import plan_windows, split_window
-from voiceapi_async.client import VoiceClient
+from voiceapi_async._windows import DateLike, TimezoneLike, plan_windows, split_window
+from voiceapi_async.client import ClientStats, VoiceClient
 
 __all__ = [
     "APIStatusError",
@@ -45,9 +45,11 @@ __all__ = [
     "CallStatus",
     "ClientConfig",
     "ClientStats",
+    "DateLike",
     "HangupBy",
     "NotFoundError",
     "Page",
+    "PageNumbers",
     "PagingError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -61,6 +63,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Shape",
+    "TimezoneLike",
     "TransportError",
     "ValidationError",
     "VoiceAPIError",

@@ -1,6 +1,8 @@
 """Many windows at once: bounded concurrency, order, and back-pressure.
 
-Pages travel to the consumer through one bounded queue. In order mode each
+Fan-out owns the stream's page budget (a :class:`~voiceapi_async._gate.PageGate`)
+and hands each window's reader the :class:`~voiceapi_async._gate.Admission` of
+that window. Pages travel to the consumer through one bounded queue. In order mode each
 window writes into its own small queue and a merger forwards them window by
 window, so at most ``max_windows`` windows are read or buffered at a time and a
 slow consumer holds every producer back. Without order, windows write straight
@@ -13,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from voiceapi_async._gate import PageGate
+from voiceapi_async._gate import Admission, PageGate
 from voiceapi_async._models import Window
 
 PAGES_PER_WINDOW_BUFFER = 2
@@ -24,9 +26,9 @@ class ReadWindow(Protocol):
     """Read one window, emitting its pages through the callback."""
 
     def __call__(
-        self, window: Window, emit: Callable[[Any], Awaitable[None]], *, rank: int
+        self, window: Window, emit: Callable[[Any], Awaitable[None]], admission: Admission
     ) -> Awaitable[None]:
-        """Read ``window`` (the ``rank``-th of the stream), emitting its pages."""
+        """Read ``window``, each page fetch admitted by ``admission``, emitting its pages."""
 
 
 _WINDOW_DONE = object()
@@ -39,25 +41,27 @@ async def run_windows(
     *,
     max_windows: int,
     ordered: bool,
-    gate: PageGate,
+    page_budget: int,
 ) -> None:
     """Read every window, at most ``max_windows`` at once, emitting their pages.
 
-    With ``ordered`` the pages come window by window, each window's pages in order;
-    otherwise as they complete. Returns when every window is done; the first error
-    cancels the rest and propagates.
+    At most ``page_budget`` pages are between fetch and hand-off at a time, earliest
+    window first. With ``ordered`` the pages come window by window, each window's
+    pages in order; otherwise as they complete. Returns when every window is done;
+    the first error cancels the rest and propagates.
     """
+    gate = PageGate(page_budget)
     slots = asyncio.Semaphore(max_windows)
     if not ordered:
         async with asyncio.TaskGroup() as group:
             for rank, window in enumerate(windows):
                 await slots.acquire()
-                group.create_task(_release_after(slots, read(window, emit, rank=rank)))
+                group.create_task(_release_after(slots, read(window, emit, gate.admission(rank))))
         return
     queues: asyncio.Queue[tuple[int, asyncio.Queue[Any]] | None] = asyncio.Queue()
 
     async def produce(window: Window, rank: int, queue: asyncio.Queue[Any]) -> None:
-        await read(window, queue.put, rank=rank)
+        await read(window, queue.put, gate.admission(rank))
         await queue.put(_WINDOW_DONE)
 
     async def launch(group: asyncio.TaskGroup) -> None:

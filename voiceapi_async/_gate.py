@@ -1,11 +1,13 @@
 """PageGate: which of a stream's page fetches may start, and in what order.
 
-A stream holds at most ``budget`` pages between the start of their request and
-the moment they are handed on (fetching, or fetched and waiting for an earlier
-page). Waiting fetches are admitted earliest window first, so the window the
-consumer needs next is never starved by later ones. In order mode the window
-being delivered (the head) passes without a token: later windows may hold every
-token while they wait for it, and it must still be able to finish.
+Fan-out owns a stream's gate and hands each window's reader an
+:class:`Admission`, the only part of the gate that paging sees. A stream holds
+at most ``budget`` pages between the start of their request and the moment they
+are handed on (fetching, or fetched and waiting for an earlier page). Waiting
+fetches are admitted earliest window first, so the window the consumer needs
+next is never starved by later ones. In order mode the window being delivered
+(the head) passes without a token: later windows may hold every token while they
+wait for it, and it must still be able to finish.
 """
 
 from __future__ import annotations
@@ -55,16 +57,6 @@ class PageGate:
                 self.release()
             raise
 
-    @contextlib.asynccontextmanager
-    async def holding(self, rank: int) -> AsyncIterator[None]:
-        """Hold admission for one page of window ``rank`` for the block's length."""
-        token = await self.admit(rank)
-        try:
-            yield
-        finally:
-            if token:
-                self.release()
-
     def release(self) -> None:
         """Hand a token back: to the earliest waiting window, or to the pool."""
         while self._waiting:
@@ -88,3 +80,39 @@ class PageGate:
                 still_waiting.append(entry)
         heapq.heapify(still_waiting)
         self._waiting = still_waiting
+
+    def admission(self, rank: int) -> Admission:
+        """Return the admission of the ``rank``-th window of the stream."""
+        return Admission(self, rank)
+
+
+class Admission:
+    """Admits the page fetches of one window: what paging needs of the stream's gate."""
+
+    __slots__ = ("_gate", "_rank")
+
+    def __init__(self, gate: PageGate, rank: int) -> None:
+        self._gate = gate
+        self._rank = rank
+
+    async def acquire(self) -> bool:
+        """Wait until one more page of the window may be fetched.
+
+        Returns:
+            Whether a token was taken: give it back with :meth:`release`.
+        """
+        return await self._gate.admit(self._rank)
+
+    def release(self, token: bool) -> None:
+        """Give back what :meth:`acquire` returned, once the page is handed on or abandoned."""
+        if token:
+            self._gate.release()
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Hold admission for one page for the block's length."""
+        token = await self.acquire()
+        try:
+            yield
+        finally:
+            self.release(token)

@@ -167,13 +167,25 @@ class Window:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class PageNumbers:
+    """The server's paging numbers of one response, as it announced them."""
+
+    current_page: int
+    last_page: int
+    per_page: int
+    total: int
+    """Records in the whole window."""
+    first_row: int | None = None
+    """The server's ``from``: the 1-based position of the page's first record, null when empty."""
+    last_row: int | None = None
+    """The server's ``to``."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class Page(Generic[RecordT]):
     """One page of one window: its records and the server's paging numbers."""
 
     records: Sequence[RecordT]
     window: Window
     shape: Shape
-    current_page: int
-    last_page: int
-    per_page: int
-    total: int
+    numbers: PageNumbers

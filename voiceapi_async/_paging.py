@@ -1,14 +1,13 @@
 """One window's pages: page 1, then the rest concurrently, de-duplicated and checked.
 
-Page 1 tells the size of the window (``last_page``, ``total``). A window whose page
-1 announces more than ``split_pages`` pages is split into sub-day windows first.
-Pages 2..N are fetched concurrently, each admitted by the stream's
-:class:`~voiceapi_async._gate.PageGate`, at most ``lookahead`` of them between
-fetch and hand-off, and handed on in page order. Records whose id was already
-handed on are dropped.
-When the distinct ids of a pass do not match ``total``, or the server's numbers
-moved between pages, the window changed under us: it is read again (bounded),
-then :class:`PagingError`.
+Page 1 tells the size of the window (``last_page``, ``total``). A window whose
+page 1 announces more than ``split_pages`` pages is split into sub-day windows
+first. Pages 2..N are fetched concurrently, each admitted by the window's
+:class:`~voiceapi_async._gate.Admission` (fan-out's page budget), at most
+``lookahead`` of them between fetch and hand-off, and handed on in page order.
+Records whose id was already handed on are dropped. When the distinct ids of a
+pass do not match ``total``, or the server's numbers moved between pages, the
+window changed under us: it is read again (bounded), then :class:`PagingError`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import attrs
 
 from voiceapi_async._convert import VoiceConverter
 from voiceapi_async._errors import PagingError
-from voiceapi_async._gate import PageGate
+from voiceapi_async._gate import Admission
 from voiceapi_async._models import Page, RecordT, Window
 from voiceapi_async._protocol import PageData, next_page
 from voiceapi_async._windows import split_window
@@ -42,7 +41,7 @@ _SHORTEST_SPLIT_SECONDS = 60
 class WindowReader(Generic[RecordT]):
     """Reads windows of one report into typed pages.
 
-    Every page fetch passes ``gate`` first; a window keeps at most ``lookahead``
+    Every page fetch passes the window's admission first; a window keeps at most ``lookahead``
     of its pages between fetch and hand-off. That bounds the window being delivered,
     which passes the gate without tokens in order mode: with room to run ahead, one
     slow page does not idle the other request slots.
@@ -51,22 +50,21 @@ class WindowReader(Generic[RecordT]):
     fetch: FetchPage
     converter: VoiceConverter
     record_type: type[RecordT]
-    gate: PageGate
     lookahead: int
     split_pages: int
     rereads: int
 
-    async def read(self, window: Window, emit: Emit[RecordT], *, rank: int = 0) -> None:
+    async def read(self, window: Window, emit: Emit[RecordT], admission: Admission) -> None:
         """Read every page of ``window`` and emit them in page order.
 
-        ``rank`` is the window's place in its stream: earlier windows fetch first.
+        Each page fetch waits for ``admission`` first.
 
         Raises:
             PagingError: the window kept changing while it was read.
         """
         seen: set[str] = set()
         for attempt in range(self.rereads + 1):
-            if await self._read_pass(window, rank, emit, seen, first_pass=attempt == 0):
+            if await self._read_pass(window, admission, emit, seen, first_pass=attempt == 0):
                 return
             logger.warning("window %s changed while paging; reading it again", window.key)
         raise PagingError(
@@ -75,9 +73,15 @@ class WindowReader(Generic[RecordT]):
         )
 
     async def _read_pass(
-        self, window: Window, rank: int, emit: Emit[RecordT], seen: set[str], *, first_pass: bool
+        self,
+        window: Window,
+        admission: Admission,
+        emit: Emit[RecordT],
+        seen: set[str],
+        *,
+        first_pass: bool,
     ) -> bool:
-        async with self.gate.holding(rank):
+        async with admission.holding():
             first = await self.fetch(window, 1)
             parts = self._parts(window, first)
             if not parts:
@@ -85,29 +89,32 @@ class WindowReader(Generic[RecordT]):
                 await self._deliver(window, first, state, emit, first_pass=first_pass)
         if parts:
             logger.info(
-                "window %s has %d pages: reading it as %d parts", window.key, first.last_page, parts
+                "window %s has %d pages: reading it as %d parts",
+                window.key,
+                first.numbers.last_page,
+                parts,
             )
             for part in split_window(window, parts):
-                await self.read(part, emit, rank=rank)
+                await self.read(part, emit, admission)
             return True
         if next_page(first) is not None:
-            await self._read_rest(window, rank, first, state, emit, first_pass=first_pass)
-        return state.consistent and len(state.ids) == first.total
+            await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
+        return state.consistent and len(state.ids) == first.numbers.total
 
     def _parts(self, window: Window, first: PageData) -> int:
         """Return how many sub-windows ``window`` should be read as (0: read it whole)."""
         if (
             next_page(first) is None
-            or first.last_page <= self.split_pages
+            or first.numbers.last_page <= self.split_pages
             or (window.end - window.start).total_seconds() < _SHORTEST_SPLIT_SECONDS
         ):
             return 0
-        return math.ceil(first.last_page / self.split_pages)
+        return math.ceil(first.numbers.last_page / self.split_pages)
 
     async def _read_rest(
         self,
         window: Window,
-        rank: int,
+        admission: Admission,
         first: PageData,
         state: _Pass,
         emit: Emit[RecordT],
@@ -117,12 +124,12 @@ class WindowReader(Generic[RecordT]):
         # Pages between fetch and hand-off, oldest first, each with its gate token.
         started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
         ahead = asyncio.Semaphore(self.lookahead)
-        numbers = range(first.current_page + 1, first.last_page + 1)
+        numbers = range(first.numbers.current_page + 1, first.numbers.last_page + 1)
 
         async def launch(group: asyncio.TaskGroup) -> None:
             for number in numbers:
                 await ahead.acquire()
-                token = await self.gate.admit(rank)
+                token = await admission.acquire()
                 started.put_nowait((group.create_task(self.fetch(window, number)), token))
 
         held: list[tuple[asyncio.Task[PageData], bool]] = []
@@ -135,8 +142,7 @@ class WindowReader(Generic[RecordT]):
                     await self._deliver(window, page, state, emit, first_pass=first_pass)
                     _, token = held.pop()
                     ahead.release()
-                    if token:
-                        self.gate.release()
+                    admission.release(token)
                     if next_page(page) is None:
                         break
             finally:
@@ -145,8 +151,7 @@ class WindowReader(Generic[RecordT]):
                     held.append(started.get_nowait())
                 for task, token in held:
                     task.cancel()
-                    if token:
-                        self.gate.release()
+                    admission.release(token)
 
     async def _deliver(
         self, window: Window, data: PageData, state: _Pass, emit: Emit[RecordT], *, first_pass: bool
@@ -160,17 +165,7 @@ class WindowReader(Generic[RecordT]):
                 state.seen.add(record.id)
                 fresh.append(record)
         if fresh or first_pass:
-            await emit(
-                Page(
-                    records=fresh,
-                    window=window,
-                    shape=data.shape,
-                    current_page=data.current_page,
-                    last_page=data.last_page,
-                    per_page=data.per_page,
-                    total=data.total,
-                )
-            )
+            await emit(Page(records=fresh, window=window, shape=data.shape, numbers=data.numbers))
 
 
 class _Pass:
@@ -183,10 +178,6 @@ class _Pass:
         self.consistent = True
 
     def check(self, data: PageData) -> None:
-        first = self.first
-        if (data.total, data.last_page, data.per_page) != (
-            first.total,
-            first.last_page,
-            first.per_page,
-        ):
+        now, then = data.numbers, self.first.numbers
+        if (now.total, now.last_page, now.per_page) != (then.total, then.last_page, then.per_page):
             self.consistent = False

@@ -28,8 +28,8 @@ from voiceapi_async._errors import (
     ServerError,
     ValidationError,
 )
-from voiceapi_async._models import Report, Shape, Window
-from voiceapi_async._redact import REDACTED, redact, redact_headers
+from voiceapi_async._models import PageNumbers, Report, Shape, Window
+from voiceapi_async._redact import REDACTED, redact_headers
 
 REPORT_PATHS: Mapping[Report, str] = {
     Report.CALLS: "voice/calls",
@@ -73,10 +73,6 @@ class RequestSpec:
             f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in self.params
         )
         return f"{self.url}?{query}"
-
-    def redacted_url(self) -> str:
-        """Return :meth:`encoded_url` with secrets replaced, safe for logs."""
-        return redact(self.encoded_url())
 
     def __repr__(self) -> str:
         params = tuple(
@@ -174,14 +170,7 @@ class PageData:
     rows: Sequence[Any]
     rows_path: str
     """Where the rows are in the body, for error paths: ``$.data`` or ``$.data.data``."""
-    current_page: int
-    last_page: int
-    per_page: int
-    total: int
-    first_row: int | None
-    """The server's ``from``: the 1-based position of the first row, null when empty."""
-    last_row: int | None
-    """The server's ``to``."""
+    numbers: PageNumbers
     has_next_link: bool
 
 
@@ -361,12 +350,14 @@ class _Reply:
                     shape=Shape.BARE_LIST,
                     rows=data,
                     rows_path="$.data",
-                    current_page=1,
-                    last_page=1,
-                    per_page=len(data),
-                    total=len(data),
-                    first_row=1 if data else None,
-                    last_row=len(data) or None,
+                    numbers=PageNumbers(
+                        current_page=1,
+                        last_page=1,
+                        per_page=len(data),
+                        total=len(data),
+                        first_row=1 if data else None,
+                        last_row=len(data) or None,
+                    ),
                     has_next_link=False,
                 )
             if not isinstance(meta, dict):
@@ -401,12 +392,14 @@ class _Reply:
             shape=shape,
             rows=rows,
             rows_path=rows_path,
-            current_page=number("current_page"),
-            last_page=number("last_page"),
-            per_page=number("per_page"),
-            total=number("total"),
-            first_row=number("from", nullable=True),
-            last_row=number("to", nullable=True),
+            numbers=PageNumbers(
+                current_page=number("current_page"),
+                last_page=number("last_page"),
+                per_page=number("per_page"),
+                total=number("total"),
+                first_row=number("from", nullable=True),
+                last_row=number("to", nullable=True),
+            ),
             has_next_link=next_link is not None,
         )
 
@@ -456,21 +449,15 @@ def next_page(page: PageData) -> int | None:
     from it); only its presence counts. Stops on ``current_page >= last_page``, a null
     next link, an empty page, or a null ``from``/``to``.
     """
+    numbers = page.numbers
     if page.shape is Shape.BARE_LIST:
         return None
     if (
-        page.current_page >= page.last_page
+        numbers.current_page >= numbers.last_page
         or not page.has_next_link
         or not page.rows
-        or page.first_row is None
-        or page.last_row is None
+        or numbers.first_row is None
+        or numbers.last_row is None
     ):
         return None
-    return page.current_page + 1
-
-
-def remaining_pages(first: PageData) -> range:
-    """Return the page numbers still to fetch after page 1, to fetch concurrently."""
-    if next_page(first) is None:
-        return range(0)
-    return range(first.current_page + 1, first.last_page + 1)
+    return numbers.current_page + 1

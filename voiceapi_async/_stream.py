@@ -12,7 +12,7 @@ from typing import Any, Generic
 import attrs
 
 from voiceapi_async._errors import RequestTimeoutError
-from voiceapi_async._models import Page, RecordT
+from voiceapi_async._models import Page, RecordT, Report
 
 PAGE_QUEUE_SIZE = 8
 """Pages waiting for the consumer before producers pause (the back-pressure bound)."""
@@ -42,6 +42,7 @@ class RecordStream(Generic[RecordT]):
         self,
         produce: Produce[RecordT],
         *,
+        report: Report,
         description: str,
         max_items: int | None = None,
         deadline: float | None = None,
@@ -50,6 +51,8 @@ class RecordStream(Generic[RecordT]):
         if max_items is not None and max_items < 0:
             raise ValueError(f"max_items must be 0 or more, not {max_items}")
         self._produce: Produce[RecordT] = produce
+        self.report = report
+        """The report the records come from."""
         self._description = description
         self._max_items = max_items
         self._deadline = deadline

@@ -40,8 +40,8 @@ _DEFAULT_RETRY_AFTER = 1.0
 
 
 @attrs.define
-class ClientStats:
-    """Counters of one client's work, updated as it runs."""
+class TransportCounts:
+    """What the transport counts as it sends: only it writes these."""
 
     requests: int = 0
     """HTTP requests sent (attempts, retries included)."""
@@ -49,10 +49,6 @@ class ClientStats:
     """Attempts that were retries."""
     rate_limited: int = 0
     """429 answers received."""
-    pages: int = 0
-    """Pages delivered to streams."""
-    records: int = 0
-    """Records delivered to streams (after de-duplication)."""
     bytes: int = 0
     """Response body bytes received."""
 
@@ -80,12 +76,7 @@ class Transport:
             connect=config.connect_timeout,
             sock_read=config.read_timeout,
         )
-        self.stats = ClientStats()
-
-    @property
-    def owns_session(self) -> bool:
-        """Whether the session was created here (and is closed here)."""
-        return self._owns_session
+        self.counts = TransportCounts()
 
     @property
     def has_open_session(self) -> bool:
@@ -127,7 +118,7 @@ class Transport:
         ):
             with attempt:
                 if not first:
-                    self.stats.retries += 1
+                    self.counts.retries += 1
                 first = False
                 return await self._attempt(spec)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
@@ -156,7 +147,7 @@ class Transport:
                 await asyncio.sleep(delay)
             if self._limiter is not None:
                 await self._limiter.acquire()
-            self.stats.requests += 1
+            self.counts.requests += 1
             started = time.monotonic()
             try:
                 async with session.request(
@@ -178,7 +169,7 @@ class Transport:
                 raise TransportError(
                     f"{type(exc).__name__}: {exc}", url=safe_url, secrets=self._secrets
                 ) from None
-        self.stats.bytes += len(body)
+        self.counts.bytes += len(body)
         elapsed = (time.monotonic() - started) * 1000
         logger.debug(
             "%s %s -> %d (%d bytes, %.0f ms)", spec.method, safe_url, status, len(body), elapsed
@@ -186,7 +177,7 @@ class Transport:
         try:
             return decipher(status, headers, body, url=safe_url, secrets=self._secrets)
         except RateLimitError:
-            self.stats.rate_limited += 1
+            self.counts.rate_limited += 1
             raise
 
 

@@ -29,21 +29,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from voiceapi_async._config import ClientConfig, RetryPolicy
-from voiceapi_async._errors import (
+from voiceapi_async import (
     AuthenticationError,
+    ClientConfig,
     NotFoundError,
     PermissionDeniedError,
+    Report,
+    RetryPolicy,
     TransportError,
     VoiceAPIError,
+    VoiceClient,
+    Window,
+    plan_windows,
 )
-from voiceapi_async._models import Report, Window
-from voiceapi_async._windows import plan_windows
-from voiceapi_async.backfill import Backfill, Manifest, Summary, make_sink, plan
-from voiceapi_async.backfill._plan import lookback_start
-from voiceapi_async.backfill._rows import export_rows
-from voiceapi_async.backfill._sinks import CsvSink, JsonLinesSink
-from voiceapi_async.client import VoiceClient
+from voiceapi_async.backfill import Backfill, Manifest, Summary, lookback_start, plan
+from voiceapi_async.export import ExportFormat, get_format, sort_records
 
 T = TypeVar("T")
 
@@ -237,7 +237,7 @@ def backfill_command(
     """Export whole days of calls, recordings or both into partitioned files, resumably."""
     connection = _connection(kwargs)
     try:
-        sink = make_sink(fmt, compress=compress)
+        export_format = get_format(fmt, compress=compress, timezone=connection.timezone)
     except (ValueError, RuntimeError) as exc:
         _usage(str(exc))
     today = dt.datetime.now(dt.UTC).date()
@@ -264,7 +264,9 @@ def backfill_command(
         first = lookback_start(lookback_days, connection.timezone)
         force = {w.key for ws in plans.values() for w in ws if w.start.date() >= first}
     summaries = _run(
-        _backfill(connection, plans, out_dir, sink, state, concurrency, retry_failed, force)
+        _backfill(
+            connection, plans, out_dir, export_format, state, concurrency, retry_failed, force
+        )
     )
     _print_summary(summaries)
     failed = [item for summary in summaries.values() for item in summary.failed]
@@ -286,7 +288,7 @@ def backfill_command(
 @click.pass_context
 def serve_fake(ctx: click.Context) -> None:
     """Run the bundled Voice API simulator (options: voiceapi serve-fake --help)."""
-    from voiceapi_async.testing._cli import serve_main
+    from voiceapi_async.testing import serve_main
 
     raise SystemExit(serve_main(ctx.args, prog="voiceapi serve-fake"))
 
@@ -381,32 +383,24 @@ async def _stream_to_stdout(
     connection: Connection, report: Report, start: str, end: str, fmt: str
 ) -> None:
     out = sys.stdout.buffer
-    json_lines = JsonLinesSink()
-    csv_sink = CsvSink()
+    export_format = get_format(fmt, timezone=connection.timezone)
     async with _client(connection) as client:
         stream = (
             client.calls(start, end) if report is Report.CALLS else client.recordings(start, end)
         )
-        first = True
         async with stream:
-            async for batch in stream.batches(500):
-                rows = export_rows(batch)
-                if fmt == "jsonl":
-                    out.write(json_lines.encode(report, rows, connection.timezone))
-                else:
-                    data = csv_sink.encode(report, rows, connection.timezone)
-                    out.write(data if first else data.split(b"\n", 1)[1])
-                first = False
-                out.flush()
-        if first and fmt == "csv":
-            out.write(csv_sink.encode(report, [], connection.timezone))
+            with export_format.open(out, report) as writer:
+                async for batch in stream.batches(500):
+                    writer.write(sort_records(batch))
+                    out.flush()
+        out.flush()
 
 
 async def _backfill(
     connection: Connection,
     plans: dict[Report, list[Window]],
     out_dir: Path,
-    sink: Any,
+    export_format: ExportFormat,
     state: Path | None,
     concurrency: int,
     retry_failed: bool,
@@ -422,7 +416,7 @@ async def _backfill(
                 runner = Backfill(
                     client,
                     manifest,
-                    sink,
+                    export_format,
                     out_dir,
                     concurrency=concurrency,
                     retry_failed=retry_failed,

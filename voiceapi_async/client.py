@@ -12,16 +12,34 @@ import attrs
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._convert import make_converter
 from voiceapi_async._fanout import run_windows
-from voiceapi_async._gate import PageGate
 from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
 from voiceapi_async._paging import WindowReader
 from voiceapi_async._protocol import PageData, build_request
 from voiceapi_async._stream import RecordStream
-from voiceapi_async._transport import ClientStats, Transport
+from voiceapi_async._transport import Transport
 from voiceapi_async._windows import DateLike, plan_windows
 
 if TYPE_CHECKING:
     import aiohttp
+
+
+@attrs.frozen
+class ClientStats:
+    """A snapshot of a client's counters (``client.stats`` takes a new one each time)."""
+
+    requests: int = 0
+    """HTTP requests sent (attempts, retries included)."""
+    retries: int = 0
+    """Attempts that were retries."""
+    rate_limited: int = 0
+    """429 answers received."""
+    pages: int = 0
+    """Pages delivered to streams."""
+    records: int = 0
+    """Records delivered to streams (after de-duplication)."""
+    bytes: int = 0
+    """Response body bytes received."""
+
 
 PAGE_BUDGET_PER_SLOT = 4
 """Pages per request slot a stream may hold between fetch and hand-off.
@@ -66,6 +84,8 @@ class VoiceClient:
         self._converter = make_converter(config.timezone)
         self._transport = Transport(config, session=session, trace_configs=trace_configs)
         self._closed = False
+        self._pages = 0
+        self._records = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -73,8 +93,16 @@ class VoiceClient:
 
     @property
     def stats(self) -> ClientStats:
-        """Counters of this client's requests, retries, 429s, pages, records and bytes."""
-        return self._transport.stats
+        """The counts of this client's requests, retries, 429s, pages, records and bytes."""
+        counts = self._transport.counts
+        return ClientStats(
+            requests=counts.requests,
+            retries=counts.retries,
+            rate_limited=counts.rate_limited,
+            pages=self._pages,
+            records=self._records,
+            bytes=counts.bytes,
+        )
 
     @property
     def closed(self) -> bool:
@@ -168,12 +196,10 @@ class VoiceClient:
         windows = plan_windows(report, start, end, self.config.timezone)
         config = self.config
         budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
-        gate = PageGate(budget)
         reader: WindowReader[RecordT] = WindowReader(
             fetch=self._fetch,
             converter=self._converter,
             record_type=record_type,
-            gate=gate,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
@@ -186,11 +212,12 @@ class VoiceClient:
                 emit,
                 max_windows=config.max_windows,
                 ordered=ordered,
-                gate=gate,
+                page_budget=budget,
             )
 
         return RecordStream(
             produce,
+            report=report,
             description=f"{report} {windows[0].start.date()}..{windows[-1].end.date()}",
             max_items=max_items,
             deadline=config.deadline,
@@ -212,9 +239,8 @@ class VoiceClient:
         return await self._transport.get_page(spec)
 
     def _count(self, page: Page[Any]) -> None:
-        stats = self._transport.stats
-        stats.pages += 1
-        stats.records += len(page.records)
+        self._pages += 1
+        self._records += len(page.records)
 
 
 def _fields(config: ClientConfig) -> dict[str, Any]:

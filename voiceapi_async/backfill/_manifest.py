@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from voiceapi_async._models import Window
+from voiceapi_async import Window
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (

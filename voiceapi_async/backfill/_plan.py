@@ -6,8 +6,7 @@ import datetime as dt
 
 import pendulum
 
-from voiceapi_async._models import Report, Window
-from voiceapi_async._windows import DateLike, TimezoneLike, plan_windows, resolve_timezone
+from voiceapi_async import DateLike, Report, TimezoneLike, Window, plan_windows
 
 DEFAULT_SAFETY_LAG = dt.timedelta(hours=1)
 """Data younger than this may still change on the server: windows stop before it."""
@@ -32,10 +31,10 @@ def plan(
         TypeError: a naive datetime.
         ValueError: ``end`` before ``start``, or the whole range is too recent.
     """
-    zone = resolve_timezone(tz)
-    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).in_timezone(zone)
+    windows = plan_windows(report, start, end, tz)
+    zone = windows[0].start.tzinfo
+    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).astimezone(zone)
     cutoff = current - safety_lag
-    windows = plan_windows(report, start, end, zone)
     kept = []
     for window in windows:
         if window.start > cutoff:
@@ -46,7 +45,7 @@ def plan(
     if not kept:
         raise ValueError(
             f"nothing to do: the range starts after {_floor_second(cutoff):%Y-%m-%d %H:%M:%S} "
-            f"({safety_lag} before now in {zone.name}); newer data may still change"
+            f"({safety_lag} before now in {zone}); newer data may still change"
         )
     return kept
 
@@ -55,8 +54,8 @@ def lookback_start(days: int, tz: TimezoneLike, *, now: dt.datetime | None = Non
     """Return the first day of the last ``days`` days (today included) in ``tz``."""
     if days < 1:
         raise ValueError(f"lookback days must be 1 or more, not {days}")
-    zone = resolve_timezone(tz)
-    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).in_timezone(zone)
+    zone = tz if isinstance(tz, dt.tzinfo) else pendulum.timezone(tz)
+    current = pendulum.instance(now or dt.datetime.now(dt.UTC)).astimezone(zone)
     return current.date() - dt.timedelta(days=days - 1)
 
 

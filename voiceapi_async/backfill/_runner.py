@@ -7,22 +7,24 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import attrs
 
-from voiceapi_async._errors import (
+from voiceapi_async import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    Record,
+    Report,
     TransportError,
     VoiceAPIError,
+    VoiceClient,
+    Window,
 )
-from voiceapi_async._models import Call, Recording, Report, Window
+from voiceapi_async.backfill._files import clear_temporary, partition_path, write_atomically
 from voiceapi_async.backfill._manifest import Manifest, WindowState
-from voiceapi_async.backfill._rows import export_rows
-from voiceapi_async.backfill._sinks import Sink, clear_temporary, partition_path, write_atomically
-from voiceapi_async.client import VoiceClient
+from voiceapi_async.export import ExportFormat, sort_records
 
 logger = logging.getLogger("voiceapi_async.backfill")
 
@@ -105,7 +107,7 @@ class Backfill:
     Args:
         client: the client every window is read with (its limits apply to the run).
         manifest: where window states live.
-        sink: how windows are encoded.
+        fmt: the export format every window is written in (:mod:`voiceapi_async.export`).
         out_dir: the output directory (partitions and the temporary directory).
         concurrency: windows read at once.
         retry_failed: take windows that failed in an earlier run again.
@@ -117,7 +119,7 @@ class Backfill:
         self,
         client: VoiceClient,
         manifest: Manifest,
-        sink: Sink,
+        fmt: ExportFormat,
         out_dir: Path,
         *,
         concurrency: int = 4,
@@ -129,7 +131,7 @@ class Backfill:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
         self.client = client
         self.manifest = manifest
-        self.sink = sink
+        self.format = fmt
         self.out_dir = Path(out_dir)
         self.concurrency = concurrency
         self.retry_failed = retry_failed
@@ -144,7 +146,7 @@ class Backfill:
             asyncio.CancelledError: when interrupted; running windows go back to pending.
         """
         started = time.monotonic()
-        before = attrs.evolve(self.client.stats)
+        before = self.client.stats
         clear_temporary(self.out_dir)
         self.manifest.register(windows)
         summary = Summary(windows=len(windows))
@@ -188,7 +190,9 @@ class Backfill:
                 for window in todo:
                     group.create_task(one(window))
         except BaseExceptionGroup as group_error:
-            raise _first(group_error) from None
+            # The first error (fatal, or not a VoiceAPIError) cancelled the other
+            # windows; callers get it bare. `one` starts no task groups of its own.
+            raise group_error.exceptions[0] from None
         finally:
             stats = self.client.stats
             summary.retries = stats.retries - before.retries
@@ -212,17 +216,20 @@ class Backfill:
                 if window.report is Report.CALLS
                 else self.client.recordings(window.start, window.end)
             )
-            records: list[Call | Recording] = []
+            records: list[Record] = []
             pages = 0
             async with stream:
                 async for page in stream.pages():
                     pages += 1
                     records.extend(page.records)
-            rows = export_rows(records)
-            relative = partition_path(window, self.sink.extension)
-            timezone = self.client.config.timezone
-            content = await asyncio.to_thread(self.sink.encode, window.report, rows, timezone)
-            checksum = await asyncio.to_thread(write_atomically, self.out_dir, relative, content)
+            records = sort_records(records)
+            relative = partition_path(window, self.format.extension)
+
+            def write(file: IO[bytes]) -> None:
+                with self.format.open(file, window.report) as writer:
+                    writer.write(records)
+
+            checksum = await asyncio.to_thread(write_atomically, self.out_dir, relative, write)
         except VoiceAPIError as exc:
             self.manifest.failed(key, str(exc))
             raise
@@ -230,17 +237,7 @@ class Backfill:
             self.manifest.reset(key)
             raise
         self.manifest.done(
-            key, records=len(rows), pages=pages, output=str(relative), checksum=checksum
+            key, records=len(records), pages=pages, output=str(relative), checksum=checksum
         )
-        logger.info("window %s: %d records in %d pages -> %s", key, len(rows), pages, relative)
-        return WindowResult(window, len(rows), pages, relative, checksum)
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = next(
-            (e for e in error.exceptions if not isinstance(e, asyncio.CancelledError)),
-            error.exceptions[0],
-        )
-    return error
+        logger.info("window %s: %d records in %d pages -> %s", key, len(records), pages, relative)
+        return WindowResult(window, len(records), pages, relative, checksum)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -42,19 +43,17 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from voiceapi_async._config import ClientConfig
-from voiceapi_async._errors import (
+from voiceapi_async import (
     AuthenticationError,
+    ClientConfig,
     PermissionDeniedError,
     RateLimitError,
+    RecordStream,
     RequestTimeoutError,
     VoiceAPIError,
+    VoiceClient,
 )
-from voiceapi_async._models import Call, Page, Recording, Report
-from voiceapi_async._stream import RecordStream
-from voiceapi_async.backfill._rows import export_rows
-from voiceapi_async.backfill._sinks import CsvSink, JsonLinesSink
-from voiceapi_async.client import VoiceClient
+from voiceapi_async.export import Csv, ExportFormat, JsonLines, sort_records
 
 __all__ = [
     "DEFAULT_ERROR_STATUSES",
@@ -157,21 +156,21 @@ class RecordStreamResponse(StreamingResponse):
 
 
 async def ndjson_response(stream: RecordStream[Any]) -> RecordStreamResponse:
-    """Stream records as NDJSON (one export row a line).
+    """Stream records as NDJSON (one export row a line, :mod:`voiceapi_async.export`).
 
     The first page is fetched before the response starts, so an upstream failure
     still becomes a proper HTTP error (see :func:`install_error_handlers`).
     """
-    return await _response(stream, "application/x-ndjson", csv=False)
+    return await _response(stream, JsonLines(), "application/x-ndjson")
 
 
 async def csv_response(stream: RecordStream[Any]) -> RecordStreamResponse:
-    """Stream records as CSV with a header row (same columns as the backfill export)."""
-    return await _response(stream, "text/csv; charset=utf-8", csv=True)
+    """Stream records as CSV with one header row (the backfill's columns), even when empty."""
+    return await _response(stream, Csv(), "text/csv; charset=utf-8")
 
 
 async def _response(
-    stream: RecordStream[Any], media_type: str, *, csv: bool
+    stream: RecordStream[Any], export_format: ExportFormat, media_type: str
 ) -> RecordStreamResponse:
     pages = stream.pages()
     try:
@@ -179,26 +178,26 @@ async def _response(
     except BaseException:
         await stream.aclose()
         raise
-    json_lines, csv_sink = JsonLinesSink(), CsvSink()
+    buffer = io.BytesIO()
+    writer = export_format.open(buffer, stream.report)
 
-    def encode(page: Page[Call] | Page[Recording], header: bool) -> bytes:
-        report = page.window.report
-        rows = export_rows(page.records)
-        if not csv:
-            return json_lines.encode(report, rows, "")
-        data = csv_sink.encode(report, rows, "")
-        return data if header else data.split(b"\n", 1)[1]
+    def drain() -> bytes:
+        data = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return data
 
     async def body() -> AsyncIterator[bytes]:
-        if first is None:
-            if csv:
-                yield CsvSink().encode(Report.CALLS, [], "")
-            return
-        yield encode(first, header=True)
-        async for page in pages:
-            chunk = encode(page, header=False)
-            if chunk:
-                yield chunk
+        if first is not None:
+            writer.write(sort_records(first.records))
+            yield drain()
+            async for page in pages:
+                writer.write(sort_records(page.records))
+                if chunk := drain():
+                    yield chunk
+        writer.close()
+        if chunk := drain():
+            yield chunk
 
     return RecordStreamResponse(stream, body(), media_type)
 
