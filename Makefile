@@ -27,15 +27,20 @@ demo: $(DEMO_STAMP)
 	rm -rf $(DEMO_OUT)
 	$(BIN)/voiceapi backfill all --demo --format parquet --out $(DEMO_OUT)
 
-## test: lint, format check, strict typing, and the test suite with branch coverage
+## test: lint, format check, import contracts, strict typing, and the tests with branch coverage
 test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
+# Examples and benchmarks are scripts that import their folder's helpers as top-level modules.
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict voiceapi_async
+	MYPYPATH=examples $(BIN)/mypy --strict examples
+	MYPYPATH=benchmarks $(BIN)/mypy --strict benchmarks
+	$(BIN)/mypy tests
 
 # pytest exits 5 when it collects nothing; make treats every non-zero status as failure.
 pytest: $(STAMP)

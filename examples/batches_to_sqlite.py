@@ -14,11 +14,13 @@ points the client at it::
 
 ``--report calls`` or ``--report recordings`` copies one report only (default: both).
 
-The tables (``calls``, ``recordings``) have typed columns: the record id as primary
-key, timestamps as ISO 8601 text with the account's UTC offset (they sort and
-compare as text within one offset), durations in whole seconds, charges as
-``TEXT`` holding the exact decimal (read it back with ``decimal.Decimal``), and
-every key the model does not know in an ``extra`` JSON column. Writes are
+The tables (``calls``, ``recordings``) have the export's columns, in its order
+(``voiceapi_async.export.COLUMNS``, the same as the backfill's files), filled from
+``export.json_row``: the record id as primary key, timestamps as ISO 8601 text with
+the account's UTC offset (they sort and compare as text within one offset),
+``duration_seconds``/``billing_seconds`` as whole seconds, charges as ``TEXT``
+holding the exact decimal (read it back with ``decimal.Decimal``), and ``agent`` and
+``extra`` (every key the model does not know) as JSON text. Writes are
 ``INSERT OR REPLACE``, one transaction per batch, so running the script again over
 the same range (or an overlapping one) leaves one row per record: it is idempotent.
 
@@ -37,112 +39,36 @@ import datetime as dt
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pendulum
 from demo_client import open_client, parse_range_args, range_parser
 
-from voiceapi_async import (
-    Call,
-    ClientConfig,
-    Recording,
-    RecordStream,
-    Report,
-    VoiceAPIError,
-    VoiceClient,
-)
+from voiceapi_async import ClientConfig, Record, Report, VoiceAPIError, VoiceClient
+from voiceapi_async.export import COLUMNS, JSON_COLUMNS, json_row
 
 BATCH_SIZE = 500
 """Records per transaction."""
 
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    id         TEXT PRIMARY KEY,
-    call_from  TEXT NOT NULL,
-    call_to    TEXT NOT NULL,
-    service    TEXT,
-    bridge     TEXT,
-    status     TEXT NOT NULL,
-    start_at   TEXT,              -- ISO 8601 with offset, e.g. 2024-03-01T09:15:02+05:30
-    end_at     TEXT,
-    duration_s INTEGER NOT NULL,  -- whole seconds
-    billing_s  INTEGER NOT NULL,
-    pulsing    INTEGER NOT NULL,
-    charges    TEXT NOT NULL,     -- exact decimal, e.g. 0.0450
-    hangup_by  TEXT,
-    dtmf       TEXT,
-    location   TEXT,
-    region     TEXT,
-    provider   TEXT,
-    notes      TEXT,
-    name       TEXT,
-    audio      TEXT,
-    extra      TEXT NOT NULL      -- JSON object of the keys the model does not know
-);
-CREATE TABLE IF NOT EXISTS recordings (
-    id         TEXT PRIMARY KEY,
-    call_from  TEXT NOT NULL,
-    call_to    TEXT NOT NULL,
-    created_at TEXT NOT NULL,     -- ISO 8601 with offset
-    duration_s INTEGER NOT NULL,
-    audio      TEXT,              -- usually a presigned URL, valid for about an hour
-    agent      TEXT,              -- JSON, as the server sent it
-    extra      TEXT NOT NULL
-);
-"""
-
-CALL_COLUMNS = (
-    "id",
-    "call_from",
-    "call_to",
-    "service",
-    "bridge",
-    "status",
-    "start_at",
-    "end_at",
-    "duration_s",
-    "billing_s",
-    "pulsing",
-    "charges",
-    "hangup_by",
-    "dtmf",
-    "location",
-    "region",
-    "provider",
-    "notes",
-    "name",
-    "audio",
-    "extra",
-)
-RECORDING_COLUMNS = (
-    "id",
-    "call_from",
-    "call_to",
-    "created_at",
-    "duration_s",
-    "audio",
-    "agent",
-    "extra",
-)
+SQL_TYPES: Mapping[str, str] = {
+    "id": "TEXT PRIMARY KEY",
+    "duration_seconds": "INTEGER",
+    "billing_seconds": "INTEGER",
+    "pulsing": "INTEGER",
+}
+"""Column types other than ``TEXT`` (text keeps charges' exact decimals as sent)."""
 
 Row = tuple[Any, ...]
-T = TypeVar("T", Call, Recording)
 
 
 # --- records to rows ------------------------------------------------------------------
 
 
-def iso(moment: pendulum.DateTime | None) -> str | None:
-    """Return ISO 8601 text with the UTC offset, or None."""
-    return None if moment is None else moment.isoformat()
-
-
-def seconds(duration: pendulum.Duration) -> int:
-    """Return a duration in whole seconds."""
-    return int(duration.total_seconds())
+def create_table_sql(report: Report) -> str:
+    """Return the ``CREATE TABLE`` of a report: one column per export column."""
+    columns = ", ".join(f"{column} {SQL_TYPES.get(column, 'TEXT')}" for column in COLUMNS[report])
+    return f"CREATE TABLE IF NOT EXISTS {report} ({columns})"
 
 
 def to_json(value: Any) -> str:
@@ -150,56 +76,19 @@ def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def extra_json(extra: Mapping[str, Any]) -> str:
-    """Return the keys the model does not know as a JSON object."""
-    return to_json(dict(extra))
-
-
-def call_row(call: Call) -> Row:
-    """Return a call as a row of the ``calls`` table."""
-    return (
-        call.id,
-        call.call_from,
-        call.call_to,
-        call.service,
-        call.bridge,
-        str(call.status),
-        iso(call.start_at),
-        iso(call.end_at),
-        seconds(call.duration),
-        seconds(call.billing),
-        call.pulsing,
-        str(call.charges),
-        None if call.hangup_by is None else str(call.hangup_by),
-        call.dtmf,
-        call.location,
-        call.region,
-        call.provider,
-        call.notes,
-        call.name,
-        call.audio,
-        extra_json(call.extra),
+def sql_row(record: Record) -> Row:
+    """Return a record's export row as SQL values: JSON columns as text, None as NULL."""
+    return tuple(
+        to_json(value) if column in JSON_COLUMNS and value is not None else value
+        for column, value in json_row(record).items()
     )
 
 
-def recording_row(recording: Recording) -> Row:
-    """Return a recording as a row of the ``recordings`` table."""
-    return (
-        recording.id,
-        recording.call_from,
-        recording.call_to,
-        iso(recording.created_at),
-        seconds(recording.duration),
-        recording.audio,
-        None if recording.agent is None else to_json(recording.agent),
-        extra_json(recording.extra),
-    )
-
-
-def upsert_sql(table: str, columns: Sequence[str]) -> str:
-    """Return the idempotent insert for ``table``: a record seen again replaces its row."""
+def upsert_sql(report: Report) -> str:
+    """Return the idempotent insert for a report: a record seen again replaces its row."""
+    columns = COLUMNS[report]
     marks = ", ".join("?" for _ in columns)
-    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    return f"INSERT OR REPLACE INTO {report} ({', '.join(columns)}) VALUES ({marks})"
 
 
 # --- the database ---------------------------------------------------------------------
@@ -210,7 +99,8 @@ def open_database(path: Path) -> Iterator[sqlite3.Connection]:
     """Open (or create) the database and its tables; close it at the end."""
     connection = sqlite3.connect(path)
     try:
-        connection.executescript(SCHEMA)
+        for report in Report:
+            connection.execute(create_table_sql(report))
         yield connection
     finally:
         connection.close()
@@ -239,25 +129,8 @@ async def copy_report(
     end: dt.date,
 ) -> int:
     """Copy one report's records of ``start``..``end``; return how many were written."""
-    if report is Report.CALLS:
-        return await copy_stream(
-            client.calls(start, end), connection, upsert_sql("calls", CALL_COLUMNS), call_row
-        )
-    return await copy_stream(
-        client.recordings(start, end),
-        connection,
-        upsert_sql("recordings", RECORDING_COLUMNS),
-        recording_row,
-    )
-
-
-async def copy_stream(
-    stream: RecordStream[T],
-    connection: sqlite3.Connection,
-    sql: str,
-    to_row: Callable[[T], Row],
-) -> int:
-    """Write a stream's records in batches of ``BATCH_SIZE``; return how many."""
+    stream = client.calls(start, end) if report is Report.CALLS else client.recordings(start, end)
+    sql = upsert_sql(report)
     written = 0
     async with stream:
         async for batch in stream.batches(BATCH_SIZE):
@@ -266,7 +139,7 @@ async def copy_stream(
             # the client keeps its requests in flight meanwhile. A slow or remote
             # database would belong in `await asyncio.to_thread(write_batch, ...)`
             # with a connection opened with check_same_thread=False.
-            write_batch(connection, sql, [to_row(record) for record in batch])
+            write_batch(connection, sql, [sql_row(record) for record in batch])
             written += len(batch)
     return written
 

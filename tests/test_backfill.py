@@ -84,7 +84,9 @@ async def run_backfill(
         with Manifest(out / "_manifest.sqlite") as manifest:
             for report in reports:
                 windows = plan(report, "2024-03-01", "2024-03-04", TZ, now=NOW)
-                runner = Backfill(client, manifest, get_format(fmt, compress=compress, timezone=TZ), out)
+                runner = Backfill(
+                    client, manifest, get_format(fmt, compress=compress, timezone=TZ), out
+                )
                 summaries[report] = await runner.run(windows)
     return summaries
 
@@ -166,8 +168,9 @@ async def test_rerunning_a_finished_backfill_changes_no_byte(tmp_path: Path) -> 
 async def test_the_same_data_gives_the_same_bytes(tmp_path: Path) -> None:
     """Runs with different page sizes and concurrency write byte-identical partitions."""
     # Presigned audio URLs carry the time they were minted: fix the server's clock.
-    fixed = {"clock": lambda: FIXED_CLOCK}
-    async with run_simulator(token=TOKEN, calls_per_day=50, rate_limit=0, seed=5, **fixed) as sim:
+    async with run_simulator(
+        token=TOKEN, calls_per_day=50, rate_limit=0, seed=5, clock=lambda: FIXED_CLOCK
+    ) as sim:
         await run_backfill(sim, tmp_path / "a", "jsonl", compress=True)
         await run_backfill(sim, tmp_path / "b", "jsonl", compress=True, per_page=7, max_in_flight=2)
     assert partition_hashes(tmp_path / "a") == partition_hashes(tmp_path / "b")
@@ -222,9 +225,8 @@ async def test_a_bad_token_stops_the_run_at_once(tmp_path: Path) -> None:
 async def test_an_interrupted_run_resumes_to_the_same_output(tmp_path: Path) -> None:
     """Cancelling mid-run leaves no window 'running' and the rerun matches a clean run."""
     slow = Faults(latency_ms=30, latency_spread=0.01)
-    clock = {"clock": lambda: FIXED_CLOCK}
     async with run_simulator(
-        token=TOKEN, calls_per_day=60, rate_limit=0, faults=slow, **clock
+        token=TOKEN, calls_per_day=60, rate_limit=0, faults=slow, clock=lambda: FIXED_CLOCK
     ) as sim:
         task = asyncio.create_task(run_backfill(sim, tmp_path / "cut", "parquet", per_page=10))
         while not list((tmp_path / "cut").rglob("part-0.*")):  # noqa: ASYNC110 - polls a directory

@@ -164,7 +164,9 @@ async def test_streams_batches_pages_and_limits(sim: VoiceSimulator) -> None:
     assert all(len(batch) == 16 for batch in batches[:-1])
     assert 1 <= len(batches[-1]) <= 16
     assert [c.id for batch in batches for c in batch] == [c.id for c in records]
-    assert [page.numbers.current_page for page in pages] == list(range(1, pages[0].numbers.last_page + 1))
+    assert [page.numbers.current_page for page in pages] == list(
+        range(1, pages[0].numbers.last_page + 1)
+    )
     assert all(page.window.key == "calls/2024-03-05" for page in pages)
     assert sum(len(page.records) for page in pages) == pages[0].numbers.total == len(truth)
     assert [c.id for c in first_ten] == [c.id for c in records[:10]]
@@ -466,7 +468,7 @@ def test_config_from_env_and_validation() -> None:
         ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/api/v2/"})
     with pytest.raises(ValueError, match="VOICEAPI_MAX_IN_FLIGHT='many'"):
         ClientConfig.from_env({**env, "VOICEAPI_MAX_IN_FLIGHT": "many"})
-    for bad, needle in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"max_in_flight": 0}, "max_in_flight"),
         ({"rate_limit": -1}, "rate_limit"),
         ({"per_page": 0}, "per_page"),
@@ -474,9 +476,11 @@ def test_config_from_env_and_validation() -> None:
         ({"base_url": "portal.example.test"}, "base_url"),
         ({"token": " "}, "token is empty"),
         ({"auth": "cookie"}, "cookie"),
-    ]:
+    ]
+    for bad, needle in cases:
+        settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", **bad}
         with pytest.raises(ValueError, match=needle):
-            ClientConfig(**{"base_url": "https://x/api/v2/", "token": "t", **bad})
+            ClientConfig(**settings)
 
 
 def test_client_accepts_a_config_with_overrides() -> None:

@@ -18,7 +18,8 @@ CONVERTER = make_converter("Asia/Kolkata")
 def rows_of(name: str) -> list[dict[str, Any]]:
     body = fixture_json(name)
     data = body["data"]
-    return data["data"] if isinstance(data, dict) else data
+    rows: list[dict[str, Any]] = data["data"] if isinstance(data, dict) else data
+    return rows
 
 
 @pytest.mark.parametrize(

@@ -186,7 +186,7 @@ def test_batches_to_sqlite_columns_are_typed(sqlite_db: Path) -> None:
     truth = {record["id"]: record for record in demo_records(TO_SQLITE, "calls")}
     with sqlite3.connect(sqlite_db) as connection:
         rows = connection.execute(
-            "SELECT id, typeof(duration_s), charges, end_at, extra FROM calls"
+            "SELECT id, typeof(duration_seconds), charges, end_at, extra FROM calls"
         ).fetchall()
     for record_id, duration_type, charges, end_at, extra in rows:
         assert duration_type == "integer"

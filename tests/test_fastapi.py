@@ -119,6 +119,42 @@ async def test_streams_equal_the_ground_truth(sim: VoiceSimulator, app: App) -> 
 
 
 @pytest.mark.asyncio
+async def test_an_empty_range_is_the_reports_csv_header_or_an_empty_ndjson_body() -> None:
+    """With no records, CSV is exactly that report's header line and NDJSON is 0 bytes."""
+    empty = SimulatorConfig(token=TOKEN, calls_per_day=0, rate_limit=0)
+    with serve_in_thread(empty) as sim:
+        assert sim.ids_between("calls", *RANGE) == set()
+        assert sim.ids_between("recordings", *RANGE) == set()
+        served = App(sim)
+        try:
+            query = "from=2024-03-01&to=2024-03-03"
+            responses = {
+                (report, fmt): await get(f"{served.url}/{report}?{query}&format={fmt}")
+                for report in ("calls", "recordings")
+                for fmt in ("csv", "ndjson")
+            }
+        finally:
+            stderr = served.stop()
+    assert "Traceback" not in stderr
+    assert {key: status for key, (status, _, _) in responses.items()} == dict.fromkeys(
+        responses, 200
+    )
+    assert responses["recordings", "csv"][2] == (
+        b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra\n"
+    )
+    assert responses["calls", "csv"][2] == (
+        b"id,call_from,call_to,service,bridge,status,duration_seconds,billing_seconds,pulsing,"
+        b"charges,start_at,end_at,hangup_by,dtmf,location,region,provider,notes,name,audio,"
+        b"extra\n"
+    )
+    assert responses["calls", "csv"][1]["content-type"].startswith("text/csv")
+    assert responses["calls", "ndjson"][2] == b""
+    assert responses["recordings", "ndjson"][2] == b""
+    assert responses["recordings", "ndjson"][1]["content-type"].startswith("application/x-ndjson")
+    assert len(sim.observed.report_requests("recordings")) >= 2
+
+
+@pytest.mark.asyncio
 async def test_day_summary_is_computed_while_streaming(sim: VoiceSimulator, app: App) -> None:
     """The summary counts every call of the day by status and totals charges and minutes."""
     status, _, body = await get(f"{app.url}/calls/summary?day=2024-03-02")

@@ -81,4 +81,4 @@ def test_builder_falls_back_to_init_when_the_class_validates() -> None:
     built = compile_builder(Plain)(1, "x")
     assert built == Plain(1, "x")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        built.value = 2  # type: ignore[misc]
+        built.value = 2

@@ -29,7 +29,7 @@ def test_records_are_frozen_and_slotted() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         record.id = "other"  # type: ignore[misc]
     assert not hasattr(record, "__dict__")
-    assert attrs.fields(Call).extra.default is not attrs.NOTHING
+    assert attrs.fields(Call).extra.default is not attrs.NOTHING  # type: ignore[comparison-overlap]
 
 
 def test_presigned_audio_is_redacted_in_repr_but_kept_in_the_value() -> None:

@@ -11,6 +11,7 @@ from voiceapi_async import (
     AuthenticationError,
     AuthMode,
     NotFoundError,
+    PageNumbers,
     PermissionDeniedError,
     RateLimitError,
     Report,
@@ -134,7 +135,9 @@ def test_shape_a_is_one_page() -> None:
     page = decipher(200, JSON, fixture_bytes("calls_shape_a.json"))
     assert page.shape is Shape.BARE_LIST
     assert len(page.rows) == 2
-    assert (page.numbers.current_page, page.numbers.last_page, page.numbers.total, page.numbers.per_page) == (1, 1, 2, 2)
+    assert page.numbers == PageNumbers(
+        current_page=1, last_page=1, per_page=2, total=2, first_row=1, last_row=2
+    )
     assert page.rows_path == "$.data"
     assert next_page(page) is None
 
@@ -144,7 +147,9 @@ def test_shape_b_pages_are_followed_by_number_not_by_link() -> None:
     first = decipher(200, JSON, fixture_bytes("calls_shape_b_page1.json"))
     assert first.shape is Shape.PAGINATOR
     assert first.rows_path == "$.data.data"
-    assert (first.numbers.current_page, first.numbers.last_page, first.numbers.per_page, first.numbers.total) == (1, 2, 1, 2)
+    assert first.numbers == PageNumbers(
+        current_page=1, last_page=2, per_page=1, total=2, first_row=1, last_row=1
+    )
     assert next_page(first) == 2
     second = decipher(200, JSON, fixture_bytes("calls_shape_b_page2.json"))
     assert next_page(second) is None
@@ -164,7 +169,12 @@ def test_shape_c_reads_meta_and_ignores_the_wrong_endpoint_links() -> None:
     """Shape C's paging comes from meta; its links (pointing at calls) are not used."""
     page = decipher(200, JSON, fixture_bytes("recordings_shape_c.json"))
     assert page.shape is Shape.RESOURCE
-    assert (page.numbers.current_page, page.numbers.last_page, page.numbers.total, page.numbers.per_page) == (1, 1, 2, 15)
+    assert (
+        page.numbers.current_page,
+        page.numbers.last_page,
+        page.numbers.total,
+        page.numbers.per_page,
+    ) == (1, 1, 2, 15)
     assert next_page(page) is None
 
 

@@ -114,11 +114,11 @@ def test_error_tree_matches_the_design() -> None:
         v.ServerError,
     ):
         assert issubclass(cls, v.APIStatusError)
-    for cls in (
+    for base in (
         v.TransportError,
         v.APIStatusError,
         v.ResponseFormatError,
         v.RecordError,
         v.PagingError,
     ):
-        assert issubclass(cls, v.VoiceAPIError)
+        assert issubclass(base, v.VoiceAPIError)

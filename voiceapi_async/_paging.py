@@ -86,7 +86,7 @@ class WindowReader(Generic[RecordT]):
             parts = self._parts(window, first)
             if not parts:
                 state = _Pass(first, seen)
-                await self._deliver(window, first, state, emit, first_pass=first_pass)
+                await self._deliver(window, self._structured(first), state, emit, first_pass)
         if parts:
             logger.info(
                 "window %s has %d pages: reading it as %d parts",
@@ -122,7 +122,7 @@ class WindowReader(Generic[RecordT]):
         first_pass: bool,
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
-        started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
+        started: asyncio.Queue[tuple[asyncio.Task[_Fetched[RecordT]], bool]] = asyncio.Queue()
         ahead = asyncio.Semaphore(self.lookahead)
         numbers = range(first.numbers.current_page + 1, first.numbers.last_page + 1)
 
@@ -130,20 +130,20 @@ class WindowReader(Generic[RecordT]):
             for number in numbers:
                 await ahead.acquire()
                 token = await admission.acquire()
-                started.put_nowait((group.create_task(self.fetch(window, number)), token))
+                started.put_nowait((group.create_task(self._fetch(window, number)), token))
 
-        held: list[tuple[asyncio.Task[PageData], bool]] = []
+        held: list[tuple[asyncio.Task[_Fetched[RecordT]], bool]] = []
         async with asyncio.TaskGroup() as group:
             launcher = group.create_task(launch(group))
             try:
                 for _ in numbers:
                     held.append(await started.get())
-                    page = await held[0][0]
-                    await self._deliver(window, page, state, emit, first_pass=first_pass)
+                    fetched = await held[0][0]
+                    await self._deliver(window, fetched, state, emit, first_pass)
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if next_page(page) is None:
+                    if next_page(fetched.data) is None:
                         break
             finally:
                 launcher.cancel()
@@ -153,19 +153,39 @@ class WindowReader(Generic[RecordT]):
                     task.cancel()
                     admission.release(token)
 
-    async def _deliver(
-        self, window: Window, data: PageData, state: _Pass, emit: Emit[RecordT], *, first_pass: bool
-    ) -> None:
+    async def _fetch(self, window: Window, number: int) -> _Fetched[RecordT]:
+        return self._structured(await self.fetch(window, number))
+
+    def _structured(self, data: PageData) -> _Fetched[RecordT]:
+        # Structured at once, while the parsed rows are still in the CPU's caches.
         records = self.converter.structure_rows(data.rows, self.record_type, path=data.rows_path)
+        return _Fetched(data, records)
+
+    async def _deliver(
+        self,
+        window: Window,
+        fetched: _Fetched[RecordT],
+        state: _Pass,
+        emit: Emit[RecordT],
+        first_pass: bool,
+    ) -> None:
+        data = fetched.data
         state.check(data)
-        fresh = []
-        for record in records:
-            state.ids.add(record.id)
-            if record.id not in state.seen:
-                state.seen.add(record.id)
-                fresh.append(record)
+        fresh = state.take(fetched.records)
         if fresh or first_pass:
             await emit(Page(records=fresh, window=window, shape=data.shape, numbers=data.numbers))
+
+
+class _Fetched(Generic[RecordT]):
+    """A page as fetched: the server's answer and its records."""
+
+    __slots__ = ("data", "records")
+    data: PageData
+    records: list[RecordT]
+
+    def __init__(self, data: PageData, records: list[RecordT]) -> None:
+        self.data = data
+        self.records = records
 
 
 class _Pass:
@@ -174,8 +194,28 @@ class _Pass:
     def __init__(self, first: PageData, seen: set[str]) -> None:
         self.first = first
         self.seen = seen
-        self.ids: set[str] = set()
+        # On a window's first pass every id seen is an id of this pass: one set serves.
+        self.ids: set[str] = seen if not seen else set()
         self.consistent = True
+
+    def take(self, records: list[RecordT]) -> list[RecordT]:
+        """Note the records' ids; return those not handed on before, each id once."""
+        ids = [record.id for record in records]
+        if self.ids is not self.seen:
+            self.ids.update(ids)
+        seen = self.seen
+        if seen.isdisjoint(ids):
+            before = len(seen)
+            seen.update(ids)
+            if len(seen) - before == len(ids):
+                return records
+            seen.difference_update(ids)
+        fresh = []
+        for record in records:
+            if record.id not in seen:
+                seen.add(record.id)
+                fresh.append(record)
+        return fresh
 
     def check(self, data: PageData) -> None:
         now, then = data.numbers, self.first.numbers

@@ -146,17 +146,20 @@ class RecordStream(Generic[RecordT]):
         if batch:
             yield batch
 
-    async def _limited_pages(self) -> AsyncGenerator[Page[RecordT], None]:
-        remaining = self._max_items
+    def _limited_pages(self) -> AsyncGenerator[Page[RecordT], None]:
+        if self._max_items is None:
+            return self._all_pages()
+        return self._first_pages(self._max_items)
+
+    async def _first_pages(self, remaining: int) -> AsyncGenerator[Page[RecordT], None]:
         if remaining == 0:
             return
         async with contextlib.aclosing(self._all_pages()) as pages:
             async for page in pages:
-                if remaining is not None and len(page.records) >= remaining:
+                if len(page.records) >= remaining:
                     yield _truncated(page, remaining)
                     return
-                if remaining is not None:
-                    remaining -= len(page.records)
+                remaining -= len(page.records)
                 yield page
 
     async def _all_pages(self) -> AsyncGenerator[Page[RecordT], None]:

@@ -103,23 +103,37 @@ class Transport:
     async def get_page(self, spec: RequestSpec) -> PageData:
         """Fetch and decipher one page, retrying transient failures.
 
+        The first attempt goes straight out; only a retryable failure enters the
+        retry loop (stamina), which replays that failure to schedule the first retry.
+
         Raises:
             VoiceAPIError: the typed error of the last attempt, or a non-retryable one.
         """
+        started = time.monotonic()
+        try:
+            return await self._attempt(spec)
+        except VoiceAPIError as exc:
+            if not exc.retryable:
+                raise
+            first_failure = exc
         policy = self._config.retry
-        first = True
+        timeout = policy.deadline - (time.monotonic() - started)
+        if timeout <= 0:
+            raise first_failure
+        failure: VoiceAPIError | None = first_failure
         async for attempt in stamina.retry_context(
             on=self._backoff,
             attempts=policy.attempts,
-            timeout=policy.deadline,
+            timeout=timeout,
             wait_initial=policy.wait_initial,
             wait_max=policy.wait_max,
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
-                if not first:
-                    self.counts.retries += 1
-                first = False
+                if failure is not None:
+                    error, failure = failure, None
+                    raise error
+                self.counts.retries += 1
                 return await self._attempt(spec)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 

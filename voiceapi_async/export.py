@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -402,6 +403,13 @@ class Parquet:
             raise RuntimeError(
                 "Parquet needs pyarrow: pip install 'voiceapi-async[parquet]'"
             ) from None
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(
+                f"unknown time zone {self.timezone!r} for the Parquet timestamps: "
+                "use an IANA name such as 'Asia/Kolkata' or 'UTC'"
+            ) from None
 
     @property
     def name(self) -> str:
@@ -424,10 +432,13 @@ def get_format(name: str, *, compress: bool = False, timezone: str | None = None
     Args:
         name: ``jsonl``, ``csv`` or ``parquet``.
         compress: gzip the output (``jsonl`` only).
-        timezone: the account's time zone (``parquet`` only, and required there).
+        timezone: the account's time zone: required for ``parquet`` (the zone of its
+            timestamp columns), ignored by the text formats, whose timestamps carry
+            their offset.
 
     Raises:
-        ValueError: an unknown name, or a setting the format does not take.
+        ValueError: an unknown name or time zone, ``compress`` for a format other
+            than ``jsonl``, or ``parquet`` without a time zone.
     """
     if name not in FORMATS:
         raise ValueError(f"unknown format {name!r}: choose one of {', '.join(FORMATS)}")
@@ -445,8 +456,10 @@ def get_format(name: str, *, compress: bool = False, timezone: str | None = None
 def parquet_schema(report: Report, timezone: str) -> Any:
     """Return the ``pyarrow`` schema of a report's export.
 
-    Timestamps are seconds in ``timezone``, charges ``decimal128(14, 4)``, durations
-    whole seconds as ``int64``; everything else (JSON columns included) is text.
+    Timestamps are whole seconds in ``timezone`` (Parquet stores them as
+    milliseconds, so readers see ``timestamp[ms]``), charges ``decimal128(14, 4)``,
+    durations whole seconds as ``int64``; everything else (JSON columns included)
+    is text.
     """
     import pyarrow as pa
 

@@ -4,17 +4,15 @@
 (``sim.base_url``); ``sim.dataset`` and ``sim.ids_between`` answer ground-truth
 questions; ``sim.observed`` tells what clients did. Also a pytest plugin (the
 ``voice_simulator`` fixture) and ``python -m voiceapi_async.testing serve``.
+``serve_main`` runs that command's options under another program's name.
 """
 
+from voiceapi_async.testing._cli import serve_main
+from voiceapi_async.testing._config import SimulatorConfig
 from voiceapi_async.testing._dataset import Dataset, DayData
 from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
-from voiceapi_async.testing._server import (
-    Observations,
-    ObservedRequest,
-    SimulatorConfig,
-    VoiceSimulator,
-    run_simulator,
-)
+from voiceapi_async.testing._observations import Observations, ObservedRequest
+from voiceapi_async.testing._server import VoiceSimulator, run_simulator
 
 __all__ = [
     "FAULT_KINDS",
@@ -27,4 +25,5 @@ __all__ = [
     "SimulatorConfig",
     "VoiceSimulator",
     "run_simulator",
+    "serve_main",
 ]

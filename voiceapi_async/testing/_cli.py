@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from voiceapi_async.testing._faults import FAULT_KINDS
 
 if TYPE_CHECKING:
-    from voiceapi_async.testing._server import SimulatorConfig, VoiceSimulator
+    from voiceapi_async.testing._config import SimulatorConfig
+    from voiceapi_async.testing._server import VoiceSimulator
 
 PROG = "python -m voiceapi_async.testing"
 """How the command names itself in usage and error messages."""
@@ -259,8 +260,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     import attrs
     import pendulum
 
+    from voiceapi_async.testing._config import SimulatorConfig
     from voiceapi_async.testing._faults import Faults
-    from voiceapi_async.testing._server import SimulatorConfig
 
     try:
         pendulum.timezone(args.timezone)

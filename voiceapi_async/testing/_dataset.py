@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from voiceapi_async._models import Report
+from voiceapi_async import Report
 
 WireRecord = dict[str, Any]
 """A record as the server sends it."""

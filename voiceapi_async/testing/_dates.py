@@ -10,6 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Mapping
+
+from voiceapi_async import Report
+
+DATE_PARAMS: Mapping[Report, str] = {
+    Report.CALLS: "datetime[end_at]",
+    Report.RECORDINGS: "datetime[r.created_at]",
+}
+"""The query parameter each report's range is read from."""
 
 _WITH_TIME = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M")
 _DATE_ONLY = ("%b %d, %Y", "%B %d, %Y", "%Y-%m-%d", "%d/%m/%Y")

@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from voiceapi_async.testing._server import SimulatorConfig, VoiceSimulator
+    from voiceapi_async.testing._config import SimulatorConfig
+    from voiceapi_async.testing._server import VoiceSimulator
 
 __all__ = ["serve_in_thread", "voice_simulator", "voice_simulator_config"]
 
@@ -126,7 +127,7 @@ def serve_in_thread(
 @pytest.fixture
 def voice_simulator_config() -> SimulatorConfig:
     """How ``voice_simulator`` behaves; override or parametrize it to change that."""
-    from voiceapi_async.testing._server import SimulatorConfig
+    from voiceapi_async.testing._config import SimulatorConfig
 
     return SimulatorConfig()
 
@@ -134,7 +135,7 @@ def voice_simulator_config() -> SimulatorConfig:
 @pytest.fixture
 def voice_simulator(voice_simulator_config: SimulatorConfig) -> Iterator[VoiceSimulator]:
     """A fresh Voice API simulator on a free loopback port (``.base_url``)."""
-    from voiceapi_async.testing._server import SimulatorConfig
+    from voiceapi_async.testing._config import SimulatorConfig
 
     if not isinstance(voice_simulator_config, SimulatorConfig):
         raise TypeError(

@@ -1,4 +1,9 @@
-"""The simulator: a local aiohttp server that plays the Voice API, traps included."""
+"""The simulator: a local aiohttp server that plays the Voice API, traps included.
+
+This module holds the aiohttp side: the routes and handlers, the fault wiring and
+the rate limit. What an answer contains is decided by the pure ``_render`` and
+``_dates`` modules.
+"""
 
 from __future__ import annotations
 
@@ -9,149 +14,41 @@ import datetime as dt
 import math
 import random
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
-import orjson
 import pendulum
 from aiohttp import web
 
-from voiceapi_async._models import Report, Shape
+from voiceapi_async import Report, Shape
+from voiceapi_async.testing import _render as render
+from voiceapi_async.testing._config import SimulatorConfig
 from voiceapi_async.testing._dataset import STORAGE_PREFIX, Dataset, WireRecord
-from voiceapi_async.testing._dates import parse_range
-from voiceapi_async.testing._faults import Faults
+from voiceapi_async.testing._dates import DATE_PARAMS, parse_range
+from voiceapi_async.testing._observations import Observations, ObservedRequest
 from voiceapi_async.testing._storage import AudioStorage, audio_bytes, s3_error
 
-_DATE_PARAMS: Mapping[Report, str] = {
-    Report.CALLS: "datetime[end_at]",
-    Report.RECORDINGS: "datetime[r.created_at]",
-}
 _TOKEN_PARAMS = ("access_token", "api_token")
-_AUDIO_MARK = b'"\\u0000audio\\u0000"'
-_LOGIN_PAGE = (
-    b'<!DOCTYPE html>\n<html><head><title>Login</title></head><body><form method="post" '
-    b'action="/login"><input name="email"><input name="password" type="password"></form>'
-    b"</body></html>\n"
-)
-_PROXY_PAGE = (
-    b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-)
 _JSON = "application/json"
-
-
-def _shape(value: Shape | str) -> Shape:
-    if isinstance(value, Shape):
-        return value
-    try:
-        return Shape(value.upper())
-    except ValueError:
-        raise ValueError(f"shape must be 'a', 'b' or 'c', not {value!r}") from None
-
-
-_AT_LEAST_ONE = attrs.validators.ge(1)
-_NOT_NEGATIVE = attrs.validators.ge(0)
-
-
-@attrs.frozen(kw_only=True)
-class SimulatorConfig:
-    """How the simulator behaves.
-
-    Attributes:
-        seed: the dataset, the record order, the faults and the signing key follow it.
-        timezone: the account's time zone (record timestamps are naive wall times in it).
-        calls_per_day: average calls a day; recordings are about 30% of that.
-        token: the one API token accepted.
-        shape: the response shape served: A (bare list), B (paginator) or C (resource).
-        per_page_default: the page size when the request names none.
-        per_page_max: the largest page size applied (the echoed ``per_page`` tells).
-        rate_limit: requests a minute per token before 429 (0 for no limit).
-        rate_window: the rate-limit window in seconds (60 on the real server).
-        live_every: every N-th report request adds a record inside the requested
-            range, so totals change while a client pages (0 for a still dataset).
-        audio_expiry: seconds a presigned audio URL stays valid.
-        faults: what goes wrong, and how often.
-        clock: returns the current Unix time; fix it for byte-identical responses.
-    """
-
-    seed: int = 0
-    timezone: str = "Asia/Kolkata"
-    calls_per_day: int = attrs.field(default=200, validator=_NOT_NEGATIVE)
-    token: str = "demo-token"
-    shape: Shape = attrs.field(default=Shape.PAGINATOR, converter=_shape)
-    per_page_default: int = attrs.field(default=15, validator=_AT_LEAST_ONE)
-    per_page_max: int = attrs.field(default=100, validator=_AT_LEAST_ONE)
-    rate_limit: int = attrs.field(default=1000, validator=_NOT_NEGATIVE)
-    rate_window: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
-    live_every: int = attrs.field(default=0, validator=_NOT_NEGATIVE)
-    audio_expiry: int = attrs.field(default=3600, validator=_NOT_NEGATIVE)
-    faults: Faults = attrs.field(factory=Faults)
-    clock: Callable[[], float] = attrs.field(default=time.time, eq=False, repr=False)
-
-
-@attrs.frozen
-class ObservedRequest:
-    """One request the simulator answered, as tests see it (tokens removed)."""
-
-    method: str
-    path: str
-    params: tuple[tuple[str, str], ...]
-    auth: str | None
-    """How the token came: ``bearer``, ``raw``, ``access_token``, ``api_token`` or None."""
-    time: float
-    status: int
-    fault: str | None
-
-
-class Observations:
-    """What the simulator saw: requests, concurrency, rate and faults served.
-
-    The request log keeps the latest ``max_requests`` entries, so a long-running
-    simulator does not grow without end.
-    """
-
-    def __init__(self, max_requests: int | None = 100_000) -> None:
-        self.requests: collections.deque[ObservedRequest] = collections.deque(maxlen=max_requests)
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.max_per_minute = 0
-        self.max_per_second = 0
-        self.faults: collections.Counter[str] = collections.Counter()
-        self.token_leaks: list[str] = []
-        """Storage paths fetched with the API token attached (a client bug)."""
-        self._minute: collections.deque[float] = collections.deque()
-        self._second: collections.deque[float] = collections.deque()
-
-    def arrived(self, now: float) -> None:
-        """Count a request arriving at monotonic time ``now``."""
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        for window, span in ((self._minute, 60.0), (self._second, 1.0)):
-            window.append(now)
-            while window[0] <= now - span:
-                window.popleft()
-        self.max_per_minute = max(self.max_per_minute, len(self._minute))
-        self.max_per_second = max(self.max_per_second, len(self._second))
-
-    def report_requests(self, report: Report | str | None = None) -> list[ObservedRequest]:
-        """Return the requests made to the report endpoints (or to one of them)."""
-        suffixes = (
-            ("voice/calls", "voice/recordings") if report is None else (f"voice/{Report(report)}",)
-        )
-        return [r for r in self.requests if r.path.endswith(suffixes)]
+_CACHED_RANGES = 256
 
 
 class _RateLimiter:
     """A fixed-window limit per token, like the server framework's throttle."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window
+        self.clock = clock
+        """Returns the monotonic time in seconds that windows are measured on."""
         self._windows: dict[str, tuple[float, int]] = {}
 
-    def hit(self, token: str, now: float) -> tuple[bool, int, float]:
-        """Return (allowed, remaining, seconds until the window resets)."""
+    def hit(self, token: str) -> tuple[bool, int, float]:
+        """Count a request; return (allowed, remaining, seconds until the window resets)."""
+        now = self.clock()
         started, count = self._windows.get(token, (now, 0))
         if now - started >= self.window:
             started, count = now, 0
@@ -159,15 +56,6 @@ class _RateLimiter:
         self._windows[token] = (started, count)
         reset = max(0.0, started + self.window - now)
         return count <= self.limit, max(0, self.limit - count), reset
-
-
-@attrs.frozen
-class _Encoded:
-    """A range's records, encoded once and ordered as the server returns them."""
-
-    rows: list[bytes]
-    audio: list[str | None]
-    """For each row, the storage path its audio URL is signed for (or None)."""
 
 
 class VoiceSimulator:
@@ -192,7 +80,9 @@ class VoiceSimulator:
         self._limiter = _RateLimiter(cfg.rate_limit, cfg.rate_window)
         self._attempts: collections.Counter[str] = collections.Counter()
         self._now: tuple[int, dt.datetime] = (-1, dt.datetime.min)
-        self._cache: collections.OrderedDict[tuple[Any, ...], _Encoded] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[tuple[Any, ...], render.EncodedRecords] = (
+            collections.OrderedDict()
+        )
         self._report_requests = 0
 
     def __repr__(self) -> str:
@@ -230,6 +120,9 @@ class VoiceSimulator:
             value.year, value.month, value.day, value.hour, value.minute, value.second
         )
 
+    def _utc_now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.config.clock(), dt.UTC)
+
     # -- handlers ------------------------------------------------------------------
 
     async def _calls(self, request: web.Request) -> web.StreamResponse:
@@ -239,7 +132,7 @@ class VoiceSimulator:
         return await self._report(request, Report.RECORDINGS)
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=_LOGIN_PAGE, content_type="text/html")
+        return web.Response(body=render.LOGIN_PAGE, content_type="text/html")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return self._observe(request, None, None, _error(404, "Not Found."))
@@ -247,12 +140,10 @@ class VoiceSimulator:
     async def _audio(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         query = dict(request.query.items())
-        auth = _auth_mode(request)
+        auth = _credentials(request)[0]
         if auth is not None:
             self.observed.token_leaks.append(path)
-        problem = self.storage.check(
-            path, query, dt.datetime.fromtimestamp(self.config.clock(), dt.UTC)
-        )
+        problem = self.storage.check(path, query, self._utc_now())
         if problem is not None:
             response = web.Response(
                 status=403, body=s3_error(problem), content_type="application/xml"
@@ -272,14 +163,13 @@ class VoiceSimulator:
     async def _answer(self, request: web.Request, report: Report) -> web.StreamResponse:
         cfg = self.config
         auth, token = _credentials(request)
-        wants_json = _wants_json(request.headers.get("Accept", ""))
         if token != cfg.token:
-            if not wants_json:
+            if not render.wants_json(request.headers.get("Accept", "")):
                 return self._observe(request, auth, None, _redirect("/login"))
             return self._observe(request, auth, None, _error(401, "Unauthenticated."))
         headers: dict[str, str] = {}
         if cfg.rate_limit:
-            allowed, remaining, reset = self._limiter.hit(token, time.monotonic())
+            allowed, remaining, reset = self._limiter.hit(token)
             headers = {
                 "X-RateLimit-Limit": str(cfg.rate_limit),
                 "X-RateLimit-Remaining": str(remaining),
@@ -313,14 +203,15 @@ class VoiceSimulator:
         if fault == "server_error":
             return self._observe(request, auth, fault, _error(status, "Server Error", headers))
         if fault == "error_in_200":
-            error = orjson.dumps({"status": "ERROR", "code": 500, "message": "Server Error"})
+            error = render.error_body(500, "Server Error")
             return self._observe(request, auth, fault, web.Response(body=error, content_type=_JSON))
         if fault == "html_error":
-            page = web.Response(status=502, body=_PROXY_PAGE, content_type="text/html")
+            page = web.Response(status=502, body=render.PROXY_PAGE, content_type="text/html")
             return self._observe(request, auth, fault, page)
         if fault == "truncated":
             cut = body[: max(1, len(body) * 2 // 3)]
             return self._observe(request, auth, fault, web.Response(body=cut, content_type=_JSON))
+        # "reset" and "stall": headers and half the body, then the connection is cut.
         self._observe(request, auth, fault, web.Response(status=200))
         response = web.StreamResponse(
             headers={"Content-Type": _JSON, "Content-Length": str(len(body))}
@@ -357,13 +248,13 @@ class VoiceSimulator:
         )
         return response
 
-    # -- rendering -----------------------------------------------------------------
+    # -- the report body -----------------------------------------------------------
 
     def _render(self, request: web.Request, report: Report) -> bytes:
         cfg = self.config
         query = request.query
         now = self.now()
-        start, end = parse_range(query.get(_DATE_PARAMS[report]), now=now)
+        start, end = parse_range(query.get(DATE_PARAMS[report]), now=now)
         self._report_requests += 1
         if cfg.live_every and self._report_requests % cfg.live_every == 0 and start <= end:
             self._arrive(report, start, min(end, max(start, now)))
@@ -371,77 +262,27 @@ class VoiceSimulator:
         total = len(encoded.rows)
         origin = f"{request.scheme}://{request.host}"
         if cfg.shape is Shape.BARE_LIST:
-            return self._envelope(b'{"status":"OK","data":[', encoded, 0, total, b"]}", origin)
-        per_page = _page_size(query, cfg.per_page_default, cfg.per_page_max)
-        page = _page_number(query.get("page"))
-        last_page = max(1, math.ceil(total / per_page))
-        first = (page - 1) * per_page
-        stop = min(first + per_page, total)
-        count = max(0, stop - first)
-        links_report = Report.CALLS if cfg.shape is Shape.RESOURCE else report
-        path = f"{origin}/api/v2/voice/{links_report}"
-        meta: dict[str, Any] = {
-            "current_page": page,
-            "from": first + 1 if count else None,
-            "last_page": last_page,
-            "path": path,
-            "per_page": per_page,
-            "to": first + count if count else None,
-            "total": total,
-        }
-        next_url = f"{path}?page={page + 1}" if page < last_page else None
-        prev_url = f"{path}?page={page - 1}" if page > 1 else None
+            return render.bare_list(self._page_rows(encoded, 0, total, origin))
+        paging = render.Paging.from_query(
+            query, total, default=cfg.per_page_default, maximum=cfg.per_page_max
+        )
+        rows = self._page_rows(encoded, paging.first, paging.stop, origin)
+        path = render.links_path(origin, report, cfg.shape)
         if cfg.shape is Shape.PAGINATOR:
-            head = b'{"status":"OK","data":{"current_page":' + str(page).encode() + b',"data":['
-            tail = orjson.dumps(
-                {
-                    "first_page_url": f"{path}?page=1",
-                    "from": meta["from"],
-                    "last_page": last_page,
-                    "last_page_url": f"{path}?page={last_page}",
-                    "next_page_url": next_url,
-                    "path": path,
-                    "per_page": per_page,
-                    "prev_page_url": prev_url,
-                    "to": meta["to"],
-                    "total": total,
-                }
-            )
-            return self._envelope(head, encoded, first, stop, b"]," + tail[1:] + b"}", origin)
-        links = {
-            "first": f"{path}?page=1",
-            "last": f"{path}?page={last_page}",
-            "prev": prev_url,
-            "next": next_url,
-        }
-        meta["links"] = [
-            {"url": prev_url, "label": "&laquo; Previous", "active": False},
-            *(
-                {"url": f"{path}?page={n}", "label": str(n), "active": n == page}
-                for n in range(1, min(last_page, 10) + 1)
-            ),
-            {"url": next_url, "label": "Next &raquo;", "active": False},
-        ]
-        tail = orjson.dumps({"links": links, "meta": meta})
-        head = b'{"status":"OK","code":200,"message":"OK","data":['
-        return self._envelope(head, encoded, first, stop, b"]," + tail[1:], origin)
+            return render.paginator(rows, paging, path)
+        return render.resource(rows, paging, path)
 
-    def _envelope(
-        self, head: bytes, encoded: _Encoded, first: int, stop: int, tail: bytes, origin: str
-    ) -> bytes:
-        rows = encoded.rows[first:stop] if first < stop else []
-        paths = encoded.audio[first:stop] if first < stop else []
-        if any(paths):
-            sign = self.storage.signer(
-                origin, dt.datetime.fromtimestamp(self.config.clock(), dt.UTC)
-            )
-            rows = [
-                row if path is None else row.replace(_AUDIO_MARK, orjson.dumps(sign(path)))
-                for row, path in zip(rows, paths, strict=True)
-            ]
-        return head + b",".join(rows) + tail
+    def _page_rows(
+        self, encoded: render.EncodedRecords, first: int, stop: int, origin: str
+    ) -> list[bytes]:
+        rows, paths = encoded.slice(first, stop)
+        if not any(paths):
+            return rows
+        return render.sign_audio(rows, paths, self.storage.signer(origin, self._utc_now()))
 
-    def _encoded(self, report: Report, start: dt.datetime, end: dt.datetime) -> _Encoded:
+    def _encoded(
+        self, report: Report, start: dt.datetime, end: dt.datetime
+    ) -> render.EncodedRecords:
         days = []
         day = start.date()
         while day <= end.date():
@@ -453,21 +294,9 @@ class VoiceSimulator:
             self._cache.move_to_end(key)
             return cached
         records = self.dataset.between(report, start, end) if start <= end else []
-        seed = self.config.seed
-        records.sort(key=lambda record: zlib.crc32(f"{seed}:{record['id']}".encode()))
-        rows: list[bytes] = []
-        audio: list[str | None] = []
-        for record in records:
-            path = record.get("audio")
-            if isinstance(path, str) and path.startswith(STORAGE_PREFIX):
-                rows.append(orjson.dumps({**record, "audio": "\x00audio\x00"}))
-                audio.append(path)
-            else:
-                rows.append(orjson.dumps(record))
-                audio.append(None)
-        encoded = _Encoded(rows, audio)
+        encoded = render.encode_records(records, seed=self.config.seed)
         self._cache[key] = encoded
-        if len(self._cache) > 256:
+        if len(self._cache) > _CACHED_RANGES:
             self._cache.popitem(last=False)
         return encoded
 
@@ -479,6 +308,7 @@ class VoiceSimulator:
 
 
 def _credentials(request: web.Request) -> tuple[str | None, str | None]:
+    """Return how the token came (see ``ObservedRequest.auth``) and the token."""
     header = request.headers.get("Authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -491,79 +321,25 @@ def _credentials(request: web.Request) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _wants_json(accept: str) -> bool:
-    """Whether the most preferred type in ``Accept`` is JSON, as the server framework reads it."""
-    ranked = []
-    for position, part in enumerate(accept.split(",")):
-        media, _, params = part.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        ranked.append((-quality, position, media.strip().lower()))
-    if not ranked:
-        return False
-    preferred = min(ranked)[2]
-    return "/json" in preferred or "+json" in preferred
-
-
-def _auth_mode(request: web.Request) -> str | None:
-    return _credentials(request)[0]
-
-
 def _request_key(request: web.Request) -> str:
+    """Return the request's path and sorted query without the token: what faults follow."""
     params = sorted((k, v) for k, v in request.query.items() if k not in _TOKEN_PARAMS)
     return request.path + "?" + "&".join(f"{k}={v}" for k, v in params)
-
-
-_PHP_INT_MAX = 2**63 - 1
-
-
-def _positive_int(value: str | None) -> int | None:
-    """Read a whole number >= 1 as PHP's FILTER_VALIDATE_INT does, else None.
-
-    Only ASCII digits count (``"²".isdigit()`` is true but ``int("²")`` fails), and a
-    number beyond PHP's integer range is invalid rather than a crash.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not (value.isascii() and value.isdigit()):
-        return None
-    number = int(value)
-    return number if 0 < number <= _PHP_INT_MAX else None
-
-
-def _page_size(query: Mapping[str, str], default: int, maximum: int) -> int:
-    for name in ("per_page", "limit"):
-        value = _positive_int(query.get(name))
-        if value is not None:
-            return min(value, maximum)
-    return min(default, maximum)
-
-
-def _page_number(value: str | None) -> int:
-    return _positive_int(value) or 1
 
 
 def _redirect(location: str) -> web.Response:
     # A plain response, not web.HTTPFound: returning an HTTPException from a handler
     # is deprecated in aiohttp and breaks the connection where warnings are errors.
-    body = f'<!DOCTYPE html>\n<html><body>Redirecting to <a href="{location}">{location}</a>.'
     return web.Response(
         status=302,
-        body=(body + "</body></html>\n").encode(),
+        body=render.redirect_page(location),
         content_type="text/html",
         headers={"Location": location},
     )
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    body = orjson.dumps({"status": "ERROR", "code": status, "message": message})
+    body = render.error_body(status, message)
     return web.Response(status=status, body=body, content_type=_JSON, headers=headers)
 
 

@@ -1,0 +1,82 @@
+"""The rate limit: a fixed window per token, its headers, and 429 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.simulator.conftest import TOKEN, FakeClock, api_headers, report, serve
+from voiceapi_async import RateLimitError
+from voiceapi_async.testing import run_simulator
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_answers_429_with_retry_after() -> None:
+    """Past rate_limit requests in a window the server answers 429 with Retry-After."""
+    async with serve(rate_limit=3, rate_window=30.0) as (sim, session):
+        allowed = [await report(session, sim, "calls") for _ in range(3)]
+        refused = await report(session, sim, "calls")
+    assert [reply.status for reply in allowed] == [200, 200, 200]
+    assert [reply.headers["X-RateLimit-Limit"] for reply in allowed] == ["3", "3", "3"]
+    assert [reply.headers["X-RateLimit-Remaining"] for reply in allowed] == ["2", "1", "0"]
+    assert refused.status == 429
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30
+    body = refused.json()
+    assert body["status"] == "ERROR"
+    assert body["code"] == 429
+    with pytest.raises(RateLimitError) as caught:
+        refused.page()
+    assert caught.value.retry_after == int(refused.headers["Retry-After"])
+    assert sim.observed.requests[-1].status == 429
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_window_resets() -> None:
+    """Once the window has passed, requests succeed again, and not a moment before."""
+    clock = FakeClock(1000.0)
+    async with serve(rate_limit=2, rate_window=30.0) as (sim, session):
+        sim._limiter.clock = clock  # the window's time, moved by hand
+        statuses = [(await report(session, sim, "calls")).status for _ in range(3)]
+        clock.now += 29.5
+        early = await report(session, sim, "calls")
+        clock.now += 0.5
+        after = await report(session, sim, "calls")
+    assert statuses == [200, 200, 429]
+    assert early.status == 429
+    assert early.headers["Retry-After"] == "1"
+    assert after.status == 200
+    assert after.headers["X-RateLimit-Remaining"] == "1"
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_counts_only_authenticated_requests() -> None:
+    """A rejected token does not use up the account's allowance."""
+    async with serve(rate_limit=1, rate_window=30.0) as (sim, session):
+        for _ in range(3):
+            await report(session, sim, "calls", headers=api_headers("wrong"))
+        reply = await report(session, sim, "calls")
+    assert reply.status == 200
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_zero_means_no_limit() -> None:
+    """rate_limit=0 never answers 429 and sends no rate-limit headers."""
+    async with serve(rate_limit=0) as (sim, session):
+        replies = await asyncio.gather(*(report(session, sim, "calls") for _ in range(40)))
+    assert {reply.status for reply in replies} == {200}
+    assert all("X-RateLimit-Limit" not in reply.headers for reply in replies)
+
+
+@pytest.mark.asyncio
+async def test_default_rate_limit_is_a_thousand_a_minute() -> None:
+    """The default limit is the documented 1000 requests a minute."""
+    async with run_simulator(token=TOKEN) as sim, aiohttp.ClientSession() as session:
+        reply = await report(session, sim, "calls")
+    assert sim.config.rate_limit == 1000
+    assert sim.config.rate_window == 60.0
+    assert reply.headers["X-RateLimit-Limit"] == "1000"
+    assert reply.headers["X-RateLimit-Remaining"] == "999"

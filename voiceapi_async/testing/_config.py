@@ -1,0 +1,60 @@
+"""How the simulator behaves: its one frozen configuration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import attrs
+
+from voiceapi_async import Shape
+from voiceapi_async.testing._faults import Faults
+
+
+def _shape(value: Shape | str) -> Shape:
+    if isinstance(value, Shape):
+        return value
+    try:
+        return Shape(value.upper())
+    except ValueError:
+        raise ValueError(f"shape must be 'a', 'b' or 'c', not {value!r}") from None
+
+
+_AT_LEAST_ONE = attrs.validators.ge(1)
+_NOT_NEGATIVE = attrs.validators.ge(0)
+
+
+@attrs.frozen(kw_only=True)
+class SimulatorConfig:
+    """How the simulator behaves.
+
+    Attributes:
+        seed: the dataset, the record order, the faults and the signing key follow it.
+        timezone: the account's time zone (record timestamps are naive wall times in it).
+        calls_per_day: average calls a day; recordings are about 30% of that.
+        token: the one API token accepted.
+        shape: the response shape served: A (bare list), B (paginator) or C (resource).
+        per_page_default: the page size when the request names none.
+        per_page_max: the largest page size applied (the echoed ``per_page`` tells).
+        rate_limit: requests a minute per token before 429 (0 for no limit).
+        rate_window: the rate-limit window in seconds (60 on the real server).
+        live_every: every N-th report request adds a record inside the requested
+            range, so totals change while a client pages (0 for a still dataset).
+        audio_expiry: seconds a presigned audio URL stays valid.
+        faults: what goes wrong, and how often.
+        clock: returns the current Unix time; fix it for byte-identical responses.
+    """
+
+    seed: int = 0
+    timezone: str = "Asia/Kolkata"
+    calls_per_day: int = attrs.field(default=200, validator=_NOT_NEGATIVE)
+    token: str = "demo-token"
+    shape: Shape = attrs.field(default=Shape.PAGINATOR, converter=_shape)
+    per_page_default: int = attrs.field(default=15, validator=_AT_LEAST_ONE)
+    per_page_max: int = attrs.field(default=100, validator=_AT_LEAST_ONE)
+    rate_limit: int = attrs.field(default=1000, validator=_NOT_NEGATIVE)
+    rate_window: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
+    live_every: int = attrs.field(default=0, validator=_NOT_NEGATIVE)
+    audio_expiry: int = attrs.field(default=3600, validator=_NOT_NEGATIVE)
+    faults: Faults = attrs.field(factory=Faults)
+    clock: Callable[[], float] = attrs.field(default=time.time, eq=False, repr=False)
