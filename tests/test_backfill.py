@@ -5,7 +5,7 @@ import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pendulum
 import pyarrow.parquet as pq
@@ -20,6 +20,7 @@ from voiceapi_async.backfill import (
     lookback_start,
     plan,
 )
+from voiceapi_async.backfill._files import write_atomically
 from voiceapi_async.export import get_format
 from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
 
@@ -248,3 +249,19 @@ def test_report_enum_round_trip() -> None:
     """Report names are what the CLI and manifest store."""
     assert [str(r) for r in Report] == ["calls", "recordings"]
     assert pendulum.timezone(TZ).name == TZ
+
+
+def test_a_failed_partition_write_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) -> None:
+    """A writer that fails half-way leaves the old partition as it was and no temporary file."""
+    relative = Path("calls/date=2024-03-05/part-0.csv")
+    checksum = write_atomically(tmp_path, relative, lambda file: file.write(b"old\n"))
+    assert checksum == hashlib.sha256(b"old\n").hexdigest()
+
+    def fail_half_way(file: IO[bytes]) -> None:
+        file.write(b"new, but only half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(tmp_path, relative, fail_half_way)
+    assert (tmp_path / relative).read_bytes() == b"old\n"
+    assert list((tmp_path / "_tmp").iterdir()) == []

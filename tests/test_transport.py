@@ -130,3 +130,28 @@ async def test_requests_carry_accept_and_the_token_as_configured() -> None:
     assert f"access_token={TOKEN}" in str(query_key[1])
     assert "Authorization" not in query[0].kwargs["headers"]
     assert bearer_key[1].query["datetime[end_at]"] == "Jun 11, 2019 - Jun 11, 2019"
+
+
+@pytest.mark.asyncio
+async def test_no_retry_starts_once_the_deadline_has_passed() -> None:
+    """A retryable failure whose first attempt used up the whole deadline is raised at once."""
+    policy = RetryPolicy(attempts=5, deadline=1e-9, wait_initial=0.0, wait_jitter=0.0)
+    with aioresponses() as mocked:
+        answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON, repeat=True)
+        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+            with pytest.raises(ServerError):
+                await voice.calls("2024-03-05", "2024-03-05").collect()
+    assert (voice.stats.requests, voice.stats.retries) == (1, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_retried_request_counts_each_attempt_once() -> None:
+    """Two 503s then a page: three requests, two retries, and the page's records."""
+    with aioresponses() as mocked:
+        answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
+        answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        async with client() as voice:
+            calls = await voice.calls("2019-06-11", "2019-06-11").collect()
+    assert len(calls) == 2
+    assert (voice.stats.requests, voice.stats.retries, voice.stats.pages) == (3, 2, 1)

@@ -27,7 +27,7 @@ def partition_path(window: Window, extension: str) -> Path:
     )
 
 
-def write_atomically(out_dir: Path, relative: Path, write: Callable[[IO[bytes]], None]) -> str:
+def write_atomically(out_dir: Path, relative: Path, write: Callable[[IO[bytes]], object]) -> str:
     """Write ``out_dir/relative`` with ``write`` through a temporary file and a rename.
 
     The file is flushed to disk before the rename, and the rename before returning.
