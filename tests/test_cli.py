@@ -240,3 +240,13 @@ def test_demo_recordings_stream_and_help() -> None:
     helped = voiceapi("--help")
     for command in ("backfill", "calls", "recordings", "serve-fake"):
         assert command in helped.stdout
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_failed_stream_writes_nothing_to_stdout(sim: VoiceSimulator, fmt: str) -> None:
+    """A stream that fails before its first record leaves stdout empty, not a bare CSV header."""
+    env = {**settings(sim), "VOICEAPI_TOKEN": "wrong"}
+    args = ("calls", "--from", "2024-03-01", "--to", "2024-03-01", "--format", fmt)
+    result = voiceapi(*args, "--max-attempts", "1", env=env)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""

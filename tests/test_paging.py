@@ -1,6 +1,7 @@
 import asyncio
 from typing import Any
 
+import attrs
 import pytest
 
 from tests.conftest import fixture_json
@@ -9,6 +10,7 @@ from voiceapi_async import (
     Page,
     PageNumbers,
     PagingError,
+    RecordError,
     Shape,
     Window,
     make_converter,
@@ -117,6 +119,47 @@ async def test_an_empty_page_stops_the_window() -> None:
     source = PagedSource([[["a", "b"], [], ["c"]]], total=2)
     pages = await read_all(source, DAY, rereads=0)
     assert [c.id for p in pages for c in p.records] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_a_bad_record_past_the_windows_end_is_never_raised() -> None:
+    """A malformed page fetched ahead, past an empty page that ends the window, is dropped."""
+    page_3_fetched = asyncio.Event()
+
+    class AheadSource(PagedSource):
+        async def fetch(self, window: Window, page: int) -> PageData:
+            if page == 2:
+                await page_3_fetched.wait()
+            data = await super().fetch(window, page)
+            if page == 3:
+                page_3_fetched.set()
+                return attrs.evolve(data, rows=[dict(data.rows[0], duration="not a duration")])
+            return data
+
+    pages = await read_all(AheadSource([[["a", "b"], [], ["c"]]], total=2), DAY, rereads=0)
+    assert [c.id for p in pages for c in p.records] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_a_bad_record_is_raised_when_its_page_is_delivered() -> None:
+    """Pages before a malformed one are handed on first; then RecordError names the record."""
+    source = PagedSource([[["a", "b"], ["c", "d"], ["e"]]])
+    delivered: list[str] = []
+
+    class BadThird(PagedSource):
+        async def fetch(self, window: Window, page: int) -> PageData:
+            data = await source.fetch(window, page)
+            if page == 3:
+                return attrs.evolve(data, rows=[dict(data.rows[0], duration="not a duration")])
+            return data
+
+    async def emit(page: Page[Call]) -> None:
+        delivered.extend(c.id for c in page.records)
+
+    with pytest.raises(ExceptionGroup) as caught:  # the stream unwraps it for callers
+        await reader(BadThird([]).fetch).read(DAY, emit, PageGate(6).admission(0))
+    assert caught.group_contains(RecordError, match="record 'e'")
+    assert delivered == ["a", "b", "c", "d"]
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,5 @@
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -9,6 +10,7 @@ from aioresponses import aioresponses
 from tests.conftest import EdgeResponse, fixture_bytes
 from voiceapi_async import (
     PermissionDeniedError,
+    RateLimitError,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -155,3 +157,18 @@ async def test_a_retried_request_counts_each_attempt_once() -> None:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert len(calls) == 2
     assert (voice.stats.requests, voice.stats.retries, voice.stats.pages) == (3, 2, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_429_past_the_deadline_still_pauses_the_client() -> None:
+    """No retry is left for a late 429, but every other request still waits out its Retry-After."""
+    policy = RetryPolicy(attempts=5, deadline=1e-9, wait_initial=0.0, wait_jitter=0.0)
+    limited = orjson.dumps({"message": "Too Many Attempts."})
+    with aioresponses() as mocked:
+        answer(mocked, status=429, body=limited, headers={**JSON, "Retry-After": "30"})
+        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+            with pytest.raises(RateLimitError):
+                await voice.calls("2024-03-05", "2024-03-05").collect()
+            paused_for = voice._transport._paused_until - time.monotonic()
+    assert 25 < paused_for <= 30
+    assert (voice.stats.requests, voice.stats.rate_limited) == (1, 1)

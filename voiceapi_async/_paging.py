@@ -21,7 +21,7 @@ from typing import Any, Generic
 import attrs
 
 from voiceapi_async._convert import VoiceConverter
-from voiceapi_async._errors import PagingError
+from voiceapi_async._errors import PagingError, RecordError
 from voiceapi_async._gate import Admission
 from voiceapi_async._models import Page, RecordT, Window
 from voiceapi_async._protocol import PageData, next_page
@@ -157,8 +157,15 @@ class WindowReader(Generic[RecordT]):
         return self._structured(await self.fetch(window, number))
 
     def _structured(self, data: PageData) -> _Fetched[RecordT]:
-        # Structured at once, while the parsed rows are still in the CPU's caches.
-        records = self.converter.structure_rows(data.rows, self.record_type, path=data.rows_path)
+        # Structured at once, while the parsed rows are still in the CPU's caches. A
+        # bad record is raised when its page is delivered: a page past the window's
+        # end (after an empty page) is dropped unread, as if never structured.
+        try:
+            records = self.converter.structure_rows(
+                data.rows, self.record_type, path=data.rows_path
+            )
+        except RecordError as exc:
+            return _Fetched(data, [], exc)
         return _Fetched(data, records)
 
     async def _deliver(
@@ -169,6 +176,8 @@ class WindowReader(Generic[RecordT]):
         emit: Emit[RecordT],
         first_pass: bool,
     ) -> None:
+        if fetched.error is not None:
+            raise fetched.error
         data = fetched.data
         state.check(data)
         fresh = state.take(fetched.records)
@@ -177,15 +186,19 @@ class WindowReader(Generic[RecordT]):
 
 
 class _Fetched(Generic[RecordT]):
-    """A page as fetched: the server's answer and its records."""
+    """A page as fetched: the server's answer and its records, or why they are bad."""
 
-    __slots__ = ("data", "records")
+    __slots__ = ("data", "error", "records")
     data: PageData
     records: list[RecordT]
+    error: RecordError | None
 
-    def __init__(self, data: PageData, records: list[RecordT]) -> None:
+    def __init__(
+        self, data: PageData, records: list[RecordT], error: RecordError | None = None
+    ) -> None:
         self.data = data
         self.records = records
+        self.error = error
 
 
 class _Pass:

@@ -119,6 +119,7 @@ class Transport:
         policy = self._config.retry
         timeout = policy.deadline - (time.monotonic() - started)
         if timeout <= 0:
+            self._backoff(first_failure)  # no retry, but a 429 still pauses the client
             raise first_failure
         failure: VoiceAPIError | None = first_failure
         async for attempt in stamina.retry_context(

@@ -388,11 +388,12 @@ async def _stream_to_stdout(
         stream = (
             client.calls(start, end) if report is Report.CALLS else client.recordings(start, end)
         )
+        writer = export_format.open(out, report)
         async with stream:
-            with export_format.open(out, report) as writer:
-                async for batch in stream.batches(500):
-                    writer.write(sort_records(batch))
-                    out.flush()
+            async for batch in stream.batches(500):
+                writer.write(sort_records(batch))
+                out.flush()
+        writer.close()  # only after a complete stream: a failed export writes no header
         out.flush()
 
 
