@@ -11,6 +11,7 @@ from tests.conftest import EdgeResponse, fixture_bytes
 from voiceapi_async import (
     PermissionDeniedError,
     RateLimitError,
+    RecordError,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -172,3 +173,25 @@ async def test_a_429_past_the_deadline_still_pauses_the_client() -> None:
             paused_for = voice._transport._paused_until - time.monotonic()
     assert 25 < paused_for <= 30
     assert (voice.stats.requests, voice.stats.rate_limited) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_bad_record_is_raised_when_the_consumer_reaches_its_page() -> None:
+    """The pages before a malformed record are handed on; then RecordError names the record."""
+    second = orjson.loads(fixture_bytes("calls_shape_b_page2.json"))
+    (row,) = second["data"]["data"]
+    row["duration"] = "not a duration"
+    with aioresponses() as mocked:
+        answer(mocked, status=200, body=fixture_bytes("calls_shape_b_page1.json"), headers=JSON)
+        answer(mocked, status=200, body=orjson.dumps(second), headers=JSON)
+        async with client() as voice:
+            seen: list[str] = []
+
+            async def consume() -> None:
+                async for call in voice.calls("2019-08-12", "2019-08-12"):
+                    seen.append(call.id)
+
+            with pytest.raises(RecordError, match=rf"record '{row['id']}' at \$\.data\.data\[0\]"):
+                await consume()
+    assert len(seen) == 1
+    assert seen[0] != row["id"]

@@ -175,6 +175,19 @@ def _timestamp_hook(zone: Timezone, *, nullable: bool) -> StructureHook:
     return structure
 
 
+def row_id(row: Mapping[str, Any]) -> str | None:
+    """Return a raw row's record id as the records carry it, or ``None`` if it has none.
+
+    Text ids stay as they are; numeric ids become text (``17`` and ``"17"`` are one id).
+    """
+    value = row.get("id")
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    return None
+
+
 class VoiceConverter(OrjsonConverter):
     """The cattrs converter for one account's time zone.
 
@@ -212,11 +225,7 @@ class VoiceConverter(OrjsonConverter):
             raise RecordError(
                 f"expected a record object, got {type(row).__name__}", record_id=None, path=path
             )
-        raw_id = row.get("id")
-        record_id = (
-            raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
-        )
-        record_id = None if record_id is None else str(record_id)
+        record_id = row_id(row)
         hooks = self.field_hooks[cls]
         for field in attrs.fields(cast(Any, cls)):
             if field.name == "extra":

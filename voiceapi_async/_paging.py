@@ -5,9 +5,13 @@ page 1 announces more than ``split_pages`` pages is split into sub-day windows
 first. Pages 2..N are fetched concurrently, each admitted by the window's
 :class:`~voiceapi_async._gate.Admission` (fan-out's page budget), at most
 ``lookahead`` of them between fetch and hand-off, and handed on in page order.
-Records whose id was already handed on are dropped. When the distinct ids of a
+Rows whose id was already handed on are dropped. When the distinct ids of a
 pass do not match ``total``, or the server's numbers moved between pages, the
 window changed under us: it is read again (bounded), then :class:`PagingError`.
+
+Pages travel as the server's rows (flat dicts, which the garbage collector does
+not track); they become typed records only when the consumer takes them, so
+records never wait in queues, where every collection would walk them.
 """
 
 from __future__ import annotations
@@ -15,15 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 import attrs
 
-from voiceapi_async._convert import VoiceConverter
-from voiceapi_async._errors import PagingError, RecordError
+from voiceapi_async._convert import row_id
+from voiceapi_async._errors import PagingError
 from voiceapi_async._gate import Admission
-from voiceapi_async._models import Page, RecordT, Window
+from voiceapi_async._models import Window
 from voiceapi_async._protocol import PageData, next_page
 from voiceapi_async._windows import split_window
 
@@ -31,15 +35,26 @@ logger = logging.getLogger("voiceapi_async")
 
 FetchPage = Callable[[Window, int], Coroutine[Any, Any, PageData]]
 """Fetch one page of one window."""
-Emit = Callable[[Page[RecordT]], Awaitable[None]]
+
+
+@attrs.frozen(slots=True)
+class RowsPage:
+    """One page as read: its window and the server's answer, de-duplicated rows only."""
+
+    window: Window
+    data: PageData
+
+
+Emit = Callable[[RowsPage], Awaitable[None]]
 """Hand a page on (may wait: that is the back-pressure)."""
 
 _SHORTEST_SPLIT_SECONDS = 60
+_TEXT = frozenset({str})
 
 
 @attrs.frozen(kw_only=True)
-class WindowReader(Generic[RecordT]):
-    """Reads windows of one report into typed pages.
+class WindowReader:
+    """Reads windows into pages of rows.
 
     Every page fetch passes the window's admission first; a window keeps at most ``lookahead``
     of its pages between fetch and hand-off. That bounds the window being delivered,
@@ -48,13 +63,11 @@ class WindowReader(Generic[RecordT]):
     """
 
     fetch: FetchPage
-    converter: VoiceConverter
-    record_type: type[RecordT]
     lookahead: int
     split_pages: int
     rereads: int
 
-    async def read(self, window: Window, emit: Emit[RecordT], admission: Admission) -> None:
+    async def read(self, window: Window, emit: Emit, admission: Admission) -> None:
         """Read every page of ``window`` and emit them in page order.
 
         Each page fetch waits for ``admission`` first.
@@ -76,7 +89,7 @@ class WindowReader(Generic[RecordT]):
         self,
         window: Window,
         admission: Admission,
-        emit: Emit[RecordT],
+        emit: Emit,
         seen: set[str],
         *,
         first_pass: bool,
@@ -86,7 +99,7 @@ class WindowReader(Generic[RecordT]):
             parts = self._parts(window, first)
             if not parts:
                 state = _Pass(first, seen)
-                await self._deliver(window, self._structured(first), state, emit, first_pass)
+                await self._deliver(window, first, state, emit, first_pass)
         if parts:
             logger.info(
                 "window %s has %d pages: reading it as %d parts",
@@ -117,12 +130,12 @@ class WindowReader(Generic[RecordT]):
         admission: Admission,
         first: PageData,
         state: _Pass,
-        emit: Emit[RecordT],
+        emit: Emit,
         *,
         first_pass: bool,
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
-        started: asyncio.Queue[tuple[asyncio.Task[_Fetched[RecordT]], bool]] = asyncio.Queue()
+        started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
         ahead = asyncio.Semaphore(self.lookahead)
         numbers = range(first.numbers.current_page + 1, first.numbers.last_page + 1)
 
@@ -130,20 +143,20 @@ class WindowReader(Generic[RecordT]):
             for number in numbers:
                 await ahead.acquire()
                 token = await admission.acquire()
-                started.put_nowait((group.create_task(self._fetch(window, number)), token))
+                started.put_nowait((group.create_task(self.fetch(window, number)), token))
 
-        held: list[tuple[asyncio.Task[_Fetched[RecordT]], bool]] = []
+        held: list[tuple[asyncio.Task[PageData], bool]] = []
         async with asyncio.TaskGroup() as group:
             launcher = group.create_task(launch(group))
             try:
                 for _ in numbers:
                     held.append(await started.get())
-                    fetched = await held[0][0]
-                    await self._deliver(window, fetched, state, emit, first_pass)
+                    page = await held[0][0]
+                    await self._deliver(window, page, state, emit, first_pass)
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if next_page(fetched.data) is None:
+                    if next_page(page) is None:
                         break
             finally:
                 launcher.cancel()
@@ -153,52 +166,24 @@ class WindowReader(Generic[RecordT]):
                     task.cancel()
                     admission.release(token)
 
-    async def _fetch(self, window: Window, number: int) -> _Fetched[RecordT]:
-        return self._structured(await self.fetch(window, number))
-
-    def _structured(self, data: PageData) -> _Fetched[RecordT]:
-        # Structured at once, while the parsed rows are still in the CPU's caches. A
-        # bad record is raised when its page is delivered: a page past the window's
-        # end (after an empty page) is dropped unread, as if never structured.
-        try:
-            records = self.converter.structure_rows(
-                data.rows, self.record_type, path=data.rows_path
-            )
-        except RecordError as exc:
-            return _Fetched(data, [], exc)
-        return _Fetched(data, records)
-
     async def _deliver(
-        self,
-        window: Window,
-        fetched: _Fetched[RecordT],
-        state: _Pass,
-        emit: Emit[RecordT],
-        first_pass: bool,
+        self, window: Window, data: PageData, state: _Pass, emit: Emit, first_pass: bool
     ) -> None:
-        if fetched.error is not None:
-            raise fetched.error
-        data = fetched.data
         state.check(data)
-        fresh = state.take(fetched.records)
+        fresh = state.take(data.rows)
+        if fresh is not data.rows:
+            data = attrs.evolve(data, rows=fresh)
         if fresh or first_pass:
-            await emit(Page(records=fresh, window=window, shape=data.shape, numbers=data.numbers))
+            await emit(RowsPage(window, data))
 
 
-class _Fetched(Generic[RecordT]):
-    """A page as fetched: the server's answer and its records, or why they are bad."""
-
-    __slots__ = ("data", "error", "records")
-    data: PageData
-    records: list[RecordT]
-    error: RecordError | None
-
-    def __init__(
-        self, data: PageData, records: list[RecordT], error: RecordError | None = None
-    ) -> None:
-        self.data = data
-        self.records = records
-        self.error = error
+def _text_ids(rows: Sequence[Any]) -> list[str] | None:
+    """Return the rows' ids when every row has a text id (the common case), else ``None``."""
+    try:
+        ids = [row["id"] for row in rows]
+    except (KeyError, TypeError, IndexError):
+        return None
+    return ids if set(map(type, ids)) <= _TEXT else None
 
 
 class _Pass:
@@ -211,9 +196,15 @@ class _Pass:
         self.ids: set[str] = seen if not seen else set()
         self.consistent = True
 
-    def take(self, records: list[RecordT]) -> list[RecordT]:
-        """Note the records' ids; return those not handed on before, each id once."""
-        ids = [record.id for record in records]
+    def take(self, rows: Sequence[Any]) -> Sequence[Any]:
+        """Note the rows' ids; return ``rows`` itself when every one is new, else the new ones.
+
+        A row without an id is always kept: structuring it will name the problem.
+        """
+        ids = _text_ids(rows)
+        if ids is None:
+            found = [row_id(row) if isinstance(row, Mapping) else None for row in rows]
+            return self._take_one_by_one(rows, found)
         if self.ids is not self.seen:
             self.ids.update(ids)
         seen = self.seen
@@ -221,13 +212,20 @@ class _Pass:
             before = len(seen)
             seen.update(ids)
             if len(seen) - before == len(ids):
-                return records
+                return rows
             seen.difference_update(ids)
+        return self._take_one_by_one(rows, list(ids))
+
+    def _take_one_by_one(self, rows: Sequence[Any], ids: list[str | None]) -> list[Any]:
         fresh = []
-        for record in records:
-            if record.id not in seen:
-                seen.add(record.id)
-                fresh.append(record)
+        for row, record_id in zip(rows, ids, strict=True):
+            if record_id is None:
+                fresh.append(row)
+                continue
+            if record_id not in self.seen:
+                self.seen.add(record_id)
+                fresh.append(row)
+            self.ids.add(record_id)  # after the check: on a first pass, ids is seen
         return fresh
 
     def check(self, data: PageData) -> None:

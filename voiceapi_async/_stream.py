@@ -17,8 +17,8 @@ from voiceapi_async._models import Page, RecordT, Report
 PAGE_QUEUE_SIZE = 8
 """Pages waiting for the consumer before producers pause (the back-pressure bound)."""
 
-Produce = Callable[[Callable[[Page[RecordT]], Awaitable[None]]], Awaitable[None]]
-"""Run the whole fetch, emitting pages through the callback."""
+Produce = Callable[[Callable[[Any], Awaitable[None]]], Awaitable[None]]
+"""Run the whole fetch, emitting pages (as ``make_page`` takes them) through the callback."""
 
 _END = object()
 
@@ -40,9 +40,10 @@ class RecordStream(Generic[RecordT]):
 
     def __init__(
         self,
-        produce: Produce[RecordT],
+        produce: Produce,
         *,
         report: Report,
+        make_page: Callable[[Any], Page[RecordT]],
         description: str,
         max_items: int | None = None,
         deadline: float | None = None,
@@ -50,9 +51,10 @@ class RecordStream(Generic[RecordT]):
     ) -> None:
         if max_items is not None and max_items < 0:
             raise ValueError(f"max_items must be 0 or more, not {max_items}")
-        self._produce: Produce[RecordT] = produce
+        self._produce: Produce = produce
         self.report = report
         """The report the records come from."""
+        self._make_page: Callable[[Any], Page[RecordT]] = make_page
         self._description = description
         self._max_items = max_items
         self._deadline = deadline
@@ -169,9 +171,10 @@ class RecordStream(Generic[RecordT]):
             while (item := await queue.get()) is not _END:
                 if isinstance(item, _Failure):
                     raise item.error
+                page = self._make_page(item)  # records are made as they are taken
                 if self._on_page is not None:
-                    self._on_page(item)
-                yield item
+                    self._on_page(page)
+                yield page
         finally:
             driver.cancel()
             await asyncio.wait({driver})

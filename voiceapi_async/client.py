@@ -13,7 +13,7 @@ from voiceapi_async._config import ClientConfig
 from voiceapi_async._convert import make_converter
 from voiceapi_async._fanout import run_windows
 from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
-from voiceapi_async._paging import WindowReader
+from voiceapi_async._paging import RowsPage, WindowReader
 from voiceapi_async._protocol import PageData, build_request
 from voiceapi_async._stream import RecordStream
 from voiceapi_async._transport import Transport
@@ -196,10 +196,8 @@ class VoiceClient:
         windows = plan_windows(report, start, end, self.config.timezone)
         config = self.config
         budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
-        reader: WindowReader[RecordT] = WindowReader(
+        reader = WindowReader(
             fetch=self._fetch,
-            converter=self._converter,
-            record_type=record_type,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
@@ -215,9 +213,17 @@ class VoiceClient:
                 page_budget=budget,
             )
 
+        structure_rows = self._converter.structure_rows
+
+        def make_page(read: RowsPage) -> Page[RecordT]:
+            data = read.data
+            records = structure_rows(data.rows, record_type, path=data.rows_path)
+            return Page(records=records, window=read.window, shape=data.shape, numbers=data.numbers)
+
         return RecordStream(
             produce,
             report=report,
+            make_page=make_page,
             description=f"{report} {windows[0].start.date()}..{windows[-1].end.date()}",
             max_items=max_items,
             deadline=config.deadline,
