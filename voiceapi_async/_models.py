@@ -50,7 +50,7 @@ class HangupBy(enum.StrEnum):
 
 
 class Shape(enum.StrEnum):
-    """The three success shapes of a response body (spec section 4)."""
+    """The three success shapes of a response body (docs/wire-contract.md)."""
 
     BARE_LIST = "A"
     """``data`` is the list of records; one page holds everything."""

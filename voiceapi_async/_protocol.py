@@ -2,7 +2,7 @@
 
 Pure functions of their arguments, in the style of gidgethub's
 ``decipher_response``: no sockets, no awaits, no clock except where a caller may
-pass one. The rules come from the wire contract (``voice-api.md``).
+pass one. The rules come from the wire contract (``docs/wire-contract.md``).
 """
 
 from __future__ import annotations
