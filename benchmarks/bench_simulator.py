@@ -1,89 +1,61 @@
-"""Benchmark: pages a second the simulator serves, beside a plain aiohttp handler.
+"""Simulator benchmark: pages a second served, beside a plain aiohttp handler.
 
-Contenders, each a server in its own subprocess (so the load generator in this
-process never shares its CPU or GIL):
+One load generator (32 requests in flight) cycles through every (day, page) of 30
+days of 2,000 calls, in a shuffled order, against each server in its own process: a
+plain aiohttp handler returning the bytes of one real calls page (the ceiling), the
+simulator's calls pages with the day written as the client writes it and in ISO
+dates, and its recordings pages (each audio URL signed as it is served).
 
-1. ``plain aiohttp handler, fixed bytes (ceiling)``: one route returning the bytes
-   of a real 100-record shape-B calls page (one of the median size), so both sides
-   send the same amount.
-2. ``simulator, calls``: ``python -m voiceapi_async.testing serve --shape b
-   --rate-limit 0`` (faults and latency off), 100 records a page, pages spread over
-   30 one-day ranges of 2,000 calls a day, each range written as voiceapi_async's
-   client writes it (``Mar 05, 2024 - Mar 05, 2024``).
-3. ``simulator, calls, ISO-date filter``: the same pages asked for with
-   ``2024-03-05 - 2024-03-05``, which the server's parser reaches only after six
-   failed formats (for context).
-4. ``simulator, recordings``: the same server's recordings pages, where every
-   ``audio`` URL is signed when served (for context; not the target).
-
-The load generator is one aiohttp client session with a bounded number of requests
-in flight (``--concurrency``, also the connector limit), cycling through every
-(day, page) of the range in a shuffled order, reading each body in full. Every
-page is fetched once before timing (warming the per-day caches), then each repeat
-runs every contender for ``--seconds`` in a rotated order; the table shows the
-median repeat and the server's CPU time per page (from ``/proc``), which shows how
-much headroom the server had when the client was the limit.
-
-Usage::
-
-    python benchmarks/bench_simulator.py            # full run, writes the results file
-    python benchmarks/bench_simulator.py --quick    # smoke test, prints only
+Target: the simulator's calls pages ≥ 2,000 pages/s.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
-import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _harness as harness
 import aiohttp
+import orjson
 import yarl
-from _report import environment_lines, publish
 from aiohttp import web
 
-RESULTS_PATH = Path(__file__).resolve().parent / "results" / "simulator.md"
-TOKEN = "bench-token"
 SEED = 20240305
-CALLS_PER_DAY = 2000
+CALLS_PER_DAY = 2_000
 FIRST_DAY = dt.date(2024, 3, 1)
 DAYS = 30
 PER_PAGE = 100
-TARGET = 2000.0
-PLAIN_PATH = "/api/v2/voice/calls"
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+CONCURRENCY = 32
+TARGET = 2_000.0
+ROWS = (  # the simulator's rows: label, report, how the day is written
+    ("simulator, calls", "calls", "%b %d, %Y"),
+    ("simulator, calls, ISO-date filter", "calls", "%Y-%m-%d"),
+    ("simulator, recordings (audio URLs signed per row)", "recordings", "%b %d, %Y"),
+)
 
 
 @dataclass
 class Contender:
-    """A server under test and the pages the client asks it for."""
+    """A server under test, the pages asked of it (with each one's size) and its runs."""
 
-    name: str
-    process: subprocess.Popen[str]
-    base_url: str
-    urls: list[yarl.URL] = field(default_factory=list)
+    label: str
+    server: harness.Server
+    pages: list[tuple[yarl.URL, int]] = field(default_factory=list)
     page_bytes: int = 0
-    rates: list[float] = field(default_factory=list)
-    cpu_per_page: list[float] = field(default_factory=list)
-
-
-# -- servers ---------------------------------------------------------------------------
+    """The size of a full page of the median size."""
 
 
 def serve_plain(body_path: str) -> None:
-    """Serve ``body_path``'s bytes on every request until SIGINT (the child process)."""
+    """Serve the file's bytes on every request until SIGTERM (in a child process)."""
     body = Path(body_path).read_bytes()
 
     async def page(request: web.Request) -> web.Response:
@@ -91,294 +63,163 @@ def serve_plain(body_path: str) -> None:
 
     async def main() -> None:
         app = web.Application()
-        app.router.add_get(PLAIN_PATH, page)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        app.router.add_get("/", page)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            print(f"http://{host}:{port}/api/v2/", flush=True)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        print(f"http://{host}:{port}/", flush=True)
+        await stop.wait()
+        await runner.cleanup()
 
     asyncio.run(main())
 
 
-def start_server(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("http://"):
-        process.kill()
-        _, err = process.communicate()
-        raise RuntimeError(f"server did not start: {line!r} {err}")
-    return process, line
+async def discover(row: Contender, report: str, day_format: str) -> bytes:
+    """Fetch every page of every day once (warming the server) and check their ids.
 
-
-def stop_server(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        _, err = process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise RuntimeError("a server did not stop on SIGINT") from None
-    if process.returncode != 0:
-        raise RuntimeError(f"a server exited {process.returncode}: {err}")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """Return a process's user + system CPU seconds, or None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# -- load ------------------------------------------------------------------------------
-
-
-def documented_day(day: dt.date) -> str:
-    """Return a whole-day filter as voiceapi_async's client writes it (``Mar 05, 2024``)."""
-    text = f"{MONTHS[day.month - 1]} {day.day:02d}, {day.year}"
-    return f"{text} - {text}"
-
-
-def iso_day(day: dt.date) -> str:
-    """Return a whole-day filter in ISO dates (``2024-03-05``), also accepted."""
-    return f"{day.isoformat()} - {day.isoformat()}"
-
-
-def page_url(
-    base_url: str, report: str, day: dt.date, page: int, day_filter: Callable[[dt.date], str]
-) -> yarl.URL:
-    column = "datetime[end_at]" if report == "calls" else "datetime[r.created_at]"
-    query = {column: day_filter(day), "page": str(page), "per_page": str(PER_PAGE)}
-    return yarl.URL(base_url + f"voice/{report}").with_query(query)
-
-
-def new_session(concurrency: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
-        headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"},
-    )
-
-
-async def discover(
-    base_url: str, report: str, day_filter: Callable[[dt.date], str], concurrency: int
-) -> tuple[list[yarl.URL], bytes]:
-    """Fetch every page of every day once, warming the caches.
-
-    Returns the URLs of all pages, shuffled, and a full page of the median size.
+    Sets the row's pages, shuffled, and returns a full page of the median size.
     """
+    harness.log(f"{row.label}: fetching every page once")
     days = [FIRST_DAY + dt.timedelta(days=n) for n in range(DAYS)]
-    urls: list[yarl.URL] = []
-    full_pages: list[bytes] = []
-    async with new_session(concurrency) as session:
+    truth = harness.ids_by_day(
+        harness.dataset(seed=SEED, calls_per_day=CALLS_PER_DAY), days[0], days[-1], report
+    )
+    full: list[bytes] = []
+    async with aiohttp.ClientSession(headers=harness.HEADERS) as session:
         for day in days:
-            async with session.get(page_url(base_url, report, day, 1, day_filter)) as response:
-                response.raise_for_status()
-                last_page = (await response.json())["data"]["last_page"]
-            day_urls = [
-                page_url(base_url, report, day, page, day_filter)
-                for page in range(1, last_page + 1)
-            ]
-            urls.extend(day_urls)
-            for url in day_urls[:-1]:  # full pages (the last one is shorter)
+            ids: set[str] = set()
+            records, page, last_page = 0, 1, 1
+            while page <= last_page:
+                url = yarl.URL(row.server.base_url + f"voice/{report}").with_query(
+                    harness.page_query(day, page, PER_PAGE, report=report, day_format=day_format)
+                )
                 async with session.get(url) as response:
                     response.raise_for_status()
-                    full_pages.append(await response.read())
-    random.Random(SEED).shuffle(urls)
-    full_pages.sort(key=len)
-    return urls, full_pages[len(full_pages) // 2]
+                    body = await response.read()
+                data = orjson.loads(body)["data"]
+                ids.update(record["id"] for record in data["data"])
+                records, last_page = records + len(data["data"]), data["last_page"]
+                row.pages.append((url, len(body)))
+                if page < last_page:
+                    full.append(body)
+                page += 1
+            harness.check(f"{row.label}, {day}", truth[day], records, ids)
+    random.Random(SEED).shuffle(row.pages)
+    full.sort(key=len)
+    row.page_bytes = len(full[len(full) // 2])
+    return full[len(full) // 2]
 
 
-async def load(urls: list[yarl.URL], seconds: float, concurrency: int) -> tuple[int, float]:
-    """Keep ``concurrency`` requests in flight for ``seconds``; return (pages, elapsed)."""
-    targets = itertools.cycle(urls)
-    done = 0
-    async with new_session(concurrency) as session:
+async def load(pages: list[tuple[yarl.URL, int]], seconds: float) -> tuple[int, float]:
+    """Keep ``CONCURRENCY`` requests in flight for ``seconds``; return (pages, elapsed)."""
+    targets, done = itertools.cycle(pages), 0
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers=harness.HEADERS) as session:
 
         async def worker(deadline: float) -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                async with session.get(next(targets)) as response:
+                url, size = next(targets)
+                async with session.get(url) as response:
                     body = await response.read()
-                    if response.status != 200 or not body:
-                        raise RuntimeError(f"unexpected response {response.status}")
+                if response.status != 200 or len(body) != size:
+                    raise SystemExit(f"{url}: {response.status}, {len(body)} bytes, not {size}")
                 done += 1
 
-        # One untimed round opens the connections.
-        await asyncio.gather(*(worker(0.0) for _ in range(concurrency)))
-        done = 0
+        await asyncio.gather(*(worker(0.0) for _ in range(CONCURRENCY)))  # opens connections
         started = time.perf_counter()
-        await asyncio.gather(*(worker(started + seconds) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return done, elapsed
+        await asyncio.gather(*(worker(started + seconds) for _ in range(CONCURRENCY)))
+        return done, time.perf_counter() - started
 
 
-# -- running ---------------------------------------------------------------------------
+def measure(contender: Contender, seconds: float) -> tuple[float, float]:
+    """Load one server for ``seconds``; return pages/s and its CPU seconds per page."""
+    cpu = contender.server.cpu_seconds()
+    pages, elapsed = asyncio.run(load(contender.pages, seconds))
+    return pages / elapsed, (contender.server.cpu_seconds() - cpu) / pages
 
 
-@contextlib.contextmanager
-def simulator_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start the simulator's own command in a subprocess; stop it with SIGINT."""
-    process, base_url = start_server(
+def report(rows: list[Contender], runs: dict[str, list[tuple[float, float]]], plan: str) -> str:
+    ceiling = statistics.median(rate for rate, _ in runs[rows[0].label])
+    lines = []
+    for number, row in enumerate(rows, start=1):
+        rates = [rate for rate, _ in runs[row.label]]
+        rate, cpu = statistics.median(rates), statistics.median(cpu for _, cpu in runs[row.label])
+        lines.append(
+            f"{number} | {row.label} | {row.page_bytes:,} | {rate:,.0f} | {min(rates):,.0f} to "
+            f"{max(rates):,.0f} | {rate / ceiling:.2f}x | {cpu * 1e6:,.0f} | {1 / cpu:,.0f}"
+        )
+    calls = statistics.median(rate for rate, _ in runs[rows[1].label])
+    return "\n".join(
         [
-            sys.executable,
-            "-m",
-            "voiceapi_async.testing",
-            "serve",
-            "--port=0",
-            "--shape=b",
-            "--rate-limit=0",
-            f"--per-page-max={PER_PAGE}",
-            f"--token={TOKEN}",
-            f"--seed={SEED}",
-            f"--calls-per-day={CALLS_PER_DAY}",
+            "# Simulator benchmark: pages a second served",
+            "",
+            *harness.environment(("aiohttp", "orjson", "attrs", "pendulum")),
+            "- Servers: each in its own subprocess; the simulator as `python -m "
+            "voiceapi_async.testing serve --shape b --rate-limit 0` (faults and latency off), "
+            f"seed {SEED}, {CALLS_PER_DAY:,} calls a day; pages of {PER_PAGE} records over {DAYS} "
+            f"one-day ranges from {FIRST_DAY}",
+            f"- Load: one aiohttp client process, {CONCURRENCY} requests in flight, cycling "
+            "through every (day, page) in a shuffled order, each body read in full and checked "
+            "for its status and size; every page fetched once before timing, its ids checked "
+            "against the ground truth",
+            f"- Timing: {plan}; server CPU from `/proc` over the same span",
+            f"- Target: the simulator's calls pages ≥ {TARGET:,.0f} pages/s",
+            "",
+            harness.table(
+                "# | server | page bytes | pages/s (median) | range | x plain | server CPU "
+                "µs/page | pages per server CPU-second",
+                lines,
+                left=2,
+            ),
+            "",
+            f"The simulator serves **{calls:,.0f}** calls pages of {PER_PAGE} records a second "
+            f"({calls / ceiling:.2f}x the plain handler); target ≥ {TARGET:,.0f}: "
+            f"{harness.met(calls >= TARGET)}.",
+            "",
+            "With two cores, the client takes one and the server the other, so pages/s is "
+            "bounded by whichever side is slower; the server's CPU time per page (and its "
+            "inverse, the pages one fully busy core could serve) is the simulator's own cost.",
         ]
     )
-    try:
-        yield process, base_url
-    finally:
-        stop_server(process)
 
 
-SIMULATOR_ROWS = (
-    ("simulator, calls", "calls", documented_day),
-    ("simulator, calls, ISO-date filter", "calls", iso_day),
-    ("simulator, recordings (audio URLs signed per row)", "recordings", documented_day),
-)
-"""The simulator's rows: name, report, and how the day filter is written."""
-
-
-def run(args: argparse.Namespace) -> str:
-    """Measure every contender; return the Markdown report."""
-    with tempfile.TemporaryDirectory() as scratch, simulator_server() as (simulator, sim_url):
-        load_average = os.getloadavg()[0]
-        started = time.perf_counter()
-        rows: list[Contender] = []
-        pages: list[bytes] = []
-        for name, report_name, day_filter in SIMULATOR_ROWS:
-            row = Contender(name, simulator, sim_url)
-            row.urls, page = asyncio.run(
-                discover(sim_url, report_name, day_filter, args.concurrency)
-            )
-            row.page_bytes = len(page)
-            rows.append(row)
-            pages.append(page)
-        warm = time.perf_counter() - started
-        body_path = Path(scratch) / "page.json"
-        body_path.write_bytes(pages[0])
-        plain_process, plain_url = start_server(
-            [sys.executable, __file__, "--serve-plain", str(body_path)]
-        )
-        try:
-            plain = Contender("plain aiohttp handler, fixed bytes (ceiling)", plain_process, "")
-            plain.urls = [yarl.URL(plain_url.removesuffix("/api/v2/") + PLAIN_PATH)]
-            plain.page_bytes = len(pages[0])
-            contenders = [plain, *rows]
-            for repeat in range(args.repeats):
-                shift = repeat % len(contenders)
-                for contender in contenders[shift:] + contenders[:shift]:
-                    measure(contender, args)
-                    print(
-                        f"  repeat {repeat + 1}: {contender.name}: "
-                        f"{contender.rates[-1]:,.0f} pages/s",
-                        file=sys.stderr,
-                    )
-        finally:
-            stop_server(plain_process)
-    return report(args, contenders, warm, load_average)
-
-
-def measure(contender: Contender, args: argparse.Namespace) -> None:
-    """Load one contender for ``args.seconds``; record its rate and server CPU per page."""
-    before = cpu_seconds(contender.process.pid)
-    pages, elapsed = asyncio.run(load(contender.urls, args.seconds, args.concurrency))
-    after = cpu_seconds(contender.process.pid)
-    contender.rates.append(pages / elapsed)
-    if before is not None and after is not None and pages:
-        contender.cpu_per_page.append((after - before) / pages)
-
-
-def report(
-    args: argparse.Namespace, contenders: list[Contender], warm: float, load_average: float
-) -> str:
-    plain, calls = contenders[0], contenders[1]
-    ceiling = statistics.median(plain.rates)
-    lines = [
-        "# Simulator benchmark: pages a second served",
-        "",
-        *environment_lines(("aiohttp", "orjson", "attrs", "pendulum")),
-        f"- Servers: each in its own subprocess; the simulator as `python -m "
-        f"voiceapi_async.testing serve --shape b --rate-limit 0` (faults and latency off), "
-        f"seed {SEED}, {CALLS_PER_DAY:,} calls a day; pages of {PER_PAGE} records "
-        f"(`per_page={PER_PAGE}`) over {DAYS} one-day ranges from {FIRST_DAY}",
-        f"- Load: one aiohttp client process, {args.concurrency} requests in flight "
-        f"(connector limit {args.concurrency}), cycling through every (day, page) in a "
-        f"shuffled order, each body read in full; every page fetched once before timing "
-        f"({warm:.1f} s to generate and warm {DAYS} days of both reports)",
-        f"- Timing: median of {args.repeats} interleaved repeats of {args.seconds:g} s per "
-        f"contender (and the range); server CPU from `/proc` over the same span",
-        f"- Target: the simulator's calls pages ≥ {TARGET:,.0f} pages/s",
-        f"- Load average before the run: {load_average:.2f} (other work adds noise)",
-        "",
-        "| # | server | page bytes | pages/s (median) | range | x plain | "
-        "server CPU µs/page | pages per server CPU-second |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for number, contender in enumerate(contenders, 1):
-        rate = statistics.median(contender.rates)
-        low, high = min(contender.rates), max(contender.rates)
-        cpu = statistics.median(contender.cpu_per_page) if contender.cpu_per_page else None
-        cpu_text = f"{cpu * 1e6:,.0f}" if cpu else "n/a"
-        capacity = f"{1 / cpu:,.0f}" if cpu else "n/a"
-        lines.append(
-            f"| {number} | {contender.name} | {contender.page_bytes:,} | {rate:,.0f} | "
-            f"{low:,.0f} to {high:,.0f} | {rate / ceiling:.2f}x | {cpu_text} | {capacity} |"
-        )
-    rate = statistics.median(calls.rates)
-    verdict = "target met" if rate >= TARGET else "TARGET MISSED"
-    lines += [
-        "",
-        f"The simulator serves **{rate:,.0f}** calls pages of {PER_PAGE} records a second "
-        f"({rate / ceiling:.2f}x the plain handler): {verdict}.",
-        "",
-        "With two cores, the client takes one and the server the other, so pages/s is "
-        "bounded by whichever side is slower; the server's CPU time per page (and its "
-        "inverse, the pages one fully busy core could serve) is the simulator's own cost.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke test; prints only")
-    parser.add_argument("--seconds", type=float, default=None, help="seconds per repeat")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--serve-plain", metavar="BODY", help=argparse.SUPPRESS)
+def main() -> int:
+    parser = harness.arguments(__doc__)
+    parser.add_argument("--serve-plain", metavar="BODY", help="internal")
     args = parser.parse_args()
     if args.serve_plain:
         serve_plain(args.serve_plain)
-        return
-    if args.seconds is None:
-        args.seconds = 0.5 if args.quick else 4.0
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 5
-    publish(run(args), None if args.quick else RESULTS_PATH)
+        return 0
+    rounds, seconds = (1, 0.5) if args.quick else (5, 4.0)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        harness.simulator(
+            seed=SEED, calls_per_day=CALLS_PER_DAY, shape="b", per_page_max=PER_PAGE
+        ) as sim,
+    ):
+        rows = [Contender(label, sim) for label, *_ in ROWS]
+        pages = [
+            asyncio.run(discover(row, *how)) for row, (_, *how) in zip(rows, ROWS, strict=True)
+        ]
+        body = Path(scratch, "page.json")
+        body.write_bytes(pages[0])  # a calls page of the median size
+        with harness.server([sys.executable, __file__, "--serve-plain", str(body)]) as plain:
+            label, size = "plain aiohttp handler, fixed bytes (ceiling)", len(pages[0])
+            rows.insert(0, Contender(label, plain, [(yarl.URL(plain.base_url), size)], size))
+            runs = harness.interleave(
+                rows,
+                rounds,
+                lambda row: measure(row, seconds),
+                lambda run: f"{run[0]:,.0f} pages/s",
+            )
+    plan = f"median of {rounds} interleaved round(s) of {seconds:g} s per server (and the range)"
+    harness.publish("simulator", report(rows, runs, plan), quick=args.quick)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

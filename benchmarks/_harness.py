@@ -1,0 +1,318 @@
+"""What every benchmark here shares: its method, servers, readers, rounds and report.
+
+The method, the same in every script:
+
+- **Ratios, not absolute times.** Each script measures its contenders side by side
+  in one run, on one machine, against one server, and judges them by ratios (x
+  ceiling, x ideal, client over oracle, peak over reference): seconds vary from
+  machine to machine and run to run, ratios far less. Each report opens with when
+  and where it ran and the load average at the start.
+- **Interleaved rounds.** A round runs every contender once, in an order rotated by
+  one each round, so a drift of the machine (other work, heat, a server's caches)
+  spreads over every contender instead of landing on one. A contender's figure is
+  the median of its rounds; the in-process decoding benchmark takes the best round
+  instead, as ``timeit`` does, since there noise only ever adds time.
+- **Ground truth.** The simulator's data is :class:`voiceapi_async.testing.Dataset`
+  (seed, days, calls a day), so every range has a known answer, and every run of
+  every contender is checked against it: exactly the range's ids, once each. Where
+  holding or parsing the ids would change what is measured, the check is what stays
+  cheap: the number of records (memory runs), or each page's status and size with
+  its ids checked once before timing (the simulator's load). A wrong answer is not
+  a result: the script stops with a non-zero exit status, ``--quick`` included.
+- **Processes apart.** Servers (the simulator, uvicorn, a plain handler) run in
+  their own subprocesses on a free loopback port and are stopped whatever happens.
+  CPU is read per process: this one's with ``time.process_time``, another's from
+  ``/proc/<pid>/stat``; memory from ``/proc/<pid>/status`` (``VmHWM`` is the
+  process's own high-water mark, where ``ru_maxrss`` would carry a parent's peak
+  across fork and exec). Linux only.
+- **Published.** A full run prints its report and writes
+  ``benchmarks/results/<name>.md``; ``--quick`` runs the same method, smaller, in
+  well under a minute, and only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime as dt
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from voiceapi_async.testing import Dataset
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TOKEN = "bench-token"
+TIMEZONE = "Asia/Kolkata"
+HEADERS = {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}"}
+LOAD_AT_START = os.getloadavg()
+"""The load average when the script started (it imports this module first)."""
+READY_SECONDS = 60.0
+STOP_SECONDS = 10.0
+
+
+def log(message: str) -> None:
+    """Write a progress line to stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """Return a parser with the ``--quick`` switch every script has."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run; prints only")
+    return parser
+
+
+# --- servers in their own processes -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server subprocess, listening at ``base_url``."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+    log_path: Path
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU seconds the server has used so far."""
+        return cpu_seconds(self.process.pid)
+
+    def log_text(self) -> str:
+        """Return what the server wrote on stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def _die_with_parent() -> None:  # runs in the child: the kernel SIGTERMs it if we die
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def server(
+    command: list[str], *, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Run a server subprocess; yield once it listens; always stop it (SIGTERM, then kill).
+
+    Without ``port``, the command picks a free port and prints its base URL on stdout
+    once listening (as the simulator does); with ``port``, it is ready once that port
+    accepts connections. Either way, a server that exits or stays silent for
+    ``READY_SECONDS`` raises ``RuntimeError`` with its stderr.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
+        with out.open("w") as stdout, err.open("w") as stderr:
+            process = subprocess.Popen(
+                command,
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+                text=True,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop it
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            yield Server(process, _wait_ready(process, out, err, port), err)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[str], out: Path, err: Path, port: int | None) -> str:
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited {process.returncode}:\n{err.read_text()}")
+        if port is None:
+            line = out.read_text()
+            if line.endswith("\n"):
+                return line.strip()
+        else:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return f"http://127.0.0.1:{port}"
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.args!r} not ready in {READY_SECONDS:g} s:\n{err.read_text()}")
+
+
+def free_port() -> int:
+    """Return a loopback port that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def simulator(
+    *, seed: int, calls_per_day: int, **options: object
+) -> contextlib.AbstractContextManager[Server]:
+    """Run ``python -m voiceapi_async.testing serve`` on a free port.
+
+    With the benchmarks' token and time zone, no rate limit and ``seed`` and
+    ``calls_per_day`` as the ground truth's (:func:`dataset`); ``options`` are more
+    ``serve`` options, ``latency_ms=50`` for ``--latency-ms=50``.
+    """
+    settings = {"rate_limit": 0, **options, "seed": seed, "calls_per_day": calls_per_day}
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in settings.items()]
+    command = [sys.executable, "-m", "voiceapi_async.testing", "serve", "--port=0"]
+    return server([*command, f"--token={TOKEN}", f"--timezone={TIMEZONE}", *flags])
+
+
+def page_query(
+    day: dt.date, page: int, per_page: int, *, report: str = "calls", day_format: str = "%b %d, %Y"
+) -> dict[str, str]:
+    """Return the query for one page of one whole day, the day written as the client does."""
+    column = "datetime[end_at]" if report == "calls" else "datetime[r.created_at]"
+    text = day.strftime(day_format)  # %b is English: Python never sets LC_TIME by itself
+    return {column: f"{text} - {text}", "page": str(page), "per_page": str(per_page)}
+
+
+# --- CPU and memory -----------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """Return the CPU seconds (user + system) of process ``pid``, or of this process."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_kib(field: str = "VmHWM", pid: int | str = "self") -> int:
+    """Return one field of ``/proc/<pid>/status`` in KiB: ``VmHWM`` (peak RSS) or ``VmRSS``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+# --- ground truth -------------------------------------------------------------------
+
+
+def dataset(*, seed: int, calls_per_day: int) -> Dataset:
+    """Return the records a :func:`simulator` with these settings serves."""
+    return Dataset(seed, timezone=TIMEZONE, calls_per_day=calls_per_day)
+
+
+def ids_by_day(
+    data: Dataset, first: dt.date, last: dt.date, report: str = "calls"
+) -> dict[dt.date, set[str]]:
+    """Return the ids the simulator serves for each whole day from ``first`` to ``last``."""
+    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    return {
+        day: data.ids_between(
+            report,
+            dt.datetime.combine(day, dt.time.min),
+            dt.datetime.combine(day, dt.time(23, 59, 59)),
+        )
+        for day in days
+    }
+
+
+def check(label: str, truth: set[str], records: int, ids: set[str] | None = None) -> None:
+    """Stop the script (exit 1) unless a run got exactly ``truth``, once each.
+
+    Args:
+        label: who ran.
+        truth: the ids the range holds.
+        records: how many records the run got.
+        ids: the distinct ids it got; None where only their number is checked.
+    """
+    if records == len(truth) and (ids is None or ids == truth):
+        return
+    problem = f"{records:,} records for {len(truth):,} in the ground truth"
+    if ids is not None:
+        problem += (
+            f": {len(truth - ids):,} missing, {len(ids - truth):,} unexpected, "
+            f"{records - len(ids):,} duplicated"
+        )
+    raise SystemExit(f"{label}: wrong records: {problem}")
+
+
+# --- interleaved rounds -------------------------------------------------------------
+
+
+class Contender(Protocol):
+    """Anything with a label that the rounds can run."""
+
+    @property
+    def label(self) -> str:
+        """The contender's name in the report."""
+        ...
+
+
+C = TypeVar("C", bound=Contender)
+R = TypeVar("R")
+
+
+def interleave(
+    contenders: Sequence[C], rounds: int, run: Callable[[C], R], summary: Callable[[R], str]
+) -> dict[str, list[R]]:
+    """Run every contender once a round, the order rotated by one each round.
+
+    Returns each contender's runs by label, in the contenders' order.
+    """
+    runs: dict[str, list[R]] = {contender.label: [] for contender in contenders}
+    for number in range(rounds):
+        shift = number % len(contenders)
+        for contender in [*contenders[shift:], *contenders[:shift]]:
+            result = run(contender)
+            runs[contender.label].append(result)
+            log(f"round {number + 1}/{rounds}: {contender.label}: {summary(result)}")
+    return runs
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+def environment(packages: Sequence[str], *, sharing: str = "") -> list[str]:
+    """Return the report's Date, Python and Machine lines.
+
+    Args:
+        packages: distributions whose versions matter to the numbers.
+        sharing: what shares the machine's cores during the run.
+    """
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in packages)
+    load = " / ".join(f"{value:.2f}" for value in LOAD_AT_START)
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
+    return [
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
+        f"- Machine: {machine}; load average {load} at the start"
+        + (f" ({sharing} share these cores)" if sharing else ""),
+    ]
+
+
+def table(header: str, rows: Iterable[str], *, left: int = 1) -> str:
+    """Return a Markdown table of ``" | "``-separated cells; ``left`` columns align left."""
+    align = "|".join(["---"] * left + ["---:"] * (header.count(" | ") + 1 - left))
+    return "\n".join([f"| {header} |", f"|{align}|", *(f"| {row} |" for row in rows)])
+
+
+def met(ok: bool) -> str:
+    """Return a target's verdict."""
+    return "**met**" if ok else "**not met**"
+
+
+def publish(name: str, report: str, *, quick: bool) -> None:
+    """Print the report; unless ``quick``, also write ``benchmarks/results/<name>.md``."""
+    print(report)
+    if not quick:
+        path = RESULTS / f"{name}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report.rstrip("\n") + "\n", encoding="utf-8")
+        print(f"\nwrote {path}")
