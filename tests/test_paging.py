@@ -136,6 +136,48 @@ async def test_a_bad_record_past_the_windows_end_is_never_raised() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_reread_that_splits_the_day_hands_on_no_record_twice() -> None:
+    """A day that changed and then needs parts: the parts skip what the first pass sent."""
+    day_reads = 0
+
+    async def fetch(window: Window, page: int) -> PageData:
+        nonlocal day_reads
+        if window.is_whole_day:
+            day_reads += page == 1
+            if day_reads == 1:  # first pass: 3 of the 4 records the total announces
+                pages = [["a", "b"], ["c"]]
+                ids = pages[page - 1]
+                last, total = 2, 4
+            else:  # the re-read: the day has grown past the split threshold
+                ids, last, total = ["a", "b"], 9, 18
+        else:
+            ids = ["a", "b", "c", "d"] if window.start.hour == 0 else []
+            last, total = 1, len(ids)
+        return PageData(
+            shape=Shape.PAGINATOR,
+            rows=rows(ids),
+            rows_path="$.data.data",
+            numbers=PageNumbers(
+                current_page=page,
+                last_page=last,
+                per_page=2,
+                total=total,
+                first_row=1 if ids else None,
+                last_row=len(ids) or None,
+            ),
+            has_next_link=page < last,
+        )
+
+    pages: list[RowsPage] = []
+
+    async def emit(page: RowsPage) -> None:
+        pages.append(page)
+
+    await reader(fetch, split_pages=4).read(DAY, emit, PageGate(6).admission(0))
+    assert [row["id"] for p in pages for row in p.data.rows] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.asyncio
 async def test_windows_with_too_many_pages_are_split() -> None:
     """A window whose first page announces more than split_pages pages is cut in parts."""
 

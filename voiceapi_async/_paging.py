@@ -75,7 +75,12 @@ class WindowReader:
         Raises:
             PagingError: the window kept changing while it was read.
         """
-        seen: set[str] = set()
+        await self._read_window(window, emit, admission, set())
+
+    async def _read_window(
+        self, window: Window, emit: Emit, admission: Admission, seen: set[str]
+    ) -> None:
+        """Read ``window``; ``seen`` holds the ids already handed on for it (or its day)."""
         for attempt in range(self.rereads + 1):
             if await self._read_pass(window, admission, emit, seen, first_pass=attempt == 0):
                 return
@@ -108,7 +113,8 @@ class WindowReader:
                 parts,
             )
             for part in split_window(window, parts):
-                await self.read(part, emit, admission)
+                # A re-read pass can split: its parts skip what earlier passes handed on.
+                await self._read_window(part, emit, admission, seen)
             return True
         if next_page(first) is not None:
             await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
