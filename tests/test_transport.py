@@ -195,3 +195,15 @@ async def test_a_bad_record_is_raised_when_the_consumer_reaches_its_page() -> No
                 await consume()
     assert len(seen) == 1
     assert seen[0] != row["id"]
+
+
+@pytest.mark.asyncio
+async def test_a_record_without_an_id_is_a_record_error_not_a_paging_error() -> None:
+    """An id-less row cannot be de-duplicated, but the caller still learns what is wrong."""
+    page = orjson.loads(fixture_bytes("calls_shape_a.json"))
+    del page["data"][1]["id"]
+    with aioresponses() as mocked:
+        answer(mocked, status=200, body=orjson.dumps(page), headers=JSON, repeat=True)
+        async with client() as voice:
+            with pytest.raises(RecordError, match=r"\$\.data\[1\]\.id"):
+                await voice.calls("2019-06-11", "2019-06-11").collect()
