@@ -94,15 +94,8 @@ class VoiceClient:
     @property
     def stats(self) -> ClientStats:
         """The counts of this client's requests, retries, 429s, pages, records and bytes."""
-        counts = self._transport.counts
-        return ClientStats(
-            requests=counts.requests,
-            retries=counts.retries,
-            rate_limited=counts.rate_limited,
-            pages=self._pages,
-            records=self._records,
-            bytes=counts.bytes,
-        )
+        counts = attrs.asdict(self._transport.counts)
+        return ClientStats(pages=self._pages, records=self._records, **counts)
 
     @property
     def closed(self) -> bool:

@@ -153,7 +153,7 @@ def row(record: Record) -> dict[str, Any]:
 
 def json_row(record: Record) -> dict[str, Any]:
     """Return a record's export row ready for JSON: ISO 8601 timestamps, charges as text."""
-    return {key: _plain(value) for key, value in row(record).items()}
+    return _jsonable(row(record))
 
 
 def sort_records(records: Iterable[Record]) -> list[Record]:
@@ -167,6 +167,10 @@ def _export_order(record: Record) -> tuple[dt.datetime, str]:
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in row.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -278,9 +282,7 @@ class _JsonLinesWriter(_Writer):
         )
 
     def _write_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        data = b"".join(
-            orjson.dumps({key: _plain(value) for key, value in row.items()}) + b"\n" for row in rows
-        )
+        data = b"".join(orjson.dumps(_jsonable(row)) + b"\n" for row in rows)
         (self._gzip or self._file).write(data)
 
     def _finish(self) -> None:
