@@ -26,6 +26,7 @@ from voiceapi_async._protocol import (
     decipher,
     format_range,
     next_page,
+    read_rows,
     retry_after_seconds,
 )
 
@@ -176,6 +177,23 @@ def test_shape_c_reads_meta_and_ignores_the_wrong_endpoint_links() -> None:
         page.numbers.per_page,
     ) == (1, 1, 2, 15)
     assert next_page(page) is None
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "calls_shape_a.json",
+        "calls_shape_b_page1.json",
+        "calls_shape_b_empty.json",
+        "recordings_shape_c.json",
+    ],
+)
+def test_rows_read_again_from_the_body_are_the_rows_deciphered(fixture: str) -> None:
+    """Every shape: reading the kept body again gives exactly the rows decipher found."""
+    page = decipher(200, JSON, fixture_bytes(fixture))
+    assert page.body == fixture_bytes(fixture)
+    assert read_rows(page.body, page.shape) == page.rows
+    assert "body" not in repr(page)
 
 
 def paginator(**meta: Any) -> bytes:

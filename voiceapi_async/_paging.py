@@ -9,9 +9,10 @@ Rows whose id was already handed on are dropped. When the distinct ids of a
 pass do not match ``total``, or the server's numbers moved between pages, the
 window changed under us: it is read again (bounded), then :class:`PagingError`.
 
-Pages travel as the server's rows (flat dicts, which the garbage collector does
-not track); they become typed records only when the consumer takes them, so
-records never wait in queues, where every collection would walk them.
+Pages travel to the consumer as the server's compact body (with the positions of
+their new rows) and become rows and typed records only when the consumer takes
+them: parsed rows or records that wait in queues go cold in the CPU's caches, and
+reading and freeing them later costs more than parsing the body a second time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -28,7 +29,7 @@ from voiceapi_async._convert import row_id
 from voiceapi_async._errors import PagingError
 from voiceapi_async._gate import Admission
 from voiceapi_async._models import Window
-from voiceapi_async._protocol import PageData, next_page
+from voiceapi_async._protocol import PageData, next_page, read_rows
 from voiceapi_async._windows import split_window
 
 logger = logging.getLogger("voiceapi_async")
@@ -39,10 +40,37 @@ FetchPage = Callable[[Window, int], Coroutine[Any, Any, PageData]]
 
 @attrs.frozen(slots=True)
 class RowsPage:
-    """One page as read: its window and the server's answer, de-duplicated rows only."""
+    """One page as read: its window and the server's answer, for its new rows only."""
 
     window: Window
     data: PageData
+    """The answer, without its parsed rows: :meth:`rows` reads them from its body."""
+    keep: Sequence[int] | None = None
+    """The positions of the rows not handed on before (``None``: every row)."""
+
+    def rows(self) -> list[Any]:
+        """Return the page's new rows, as the server sent them."""
+        rows = read_rows(self.data.body, self.data.shape)
+        return rows if self.keep is None else [rows[n] for n in self.keep]
+
+
+@attrs.frozen(slots=True)
+class _Fetched:
+    """A page just fetched, reduced to what paging needs until it is handed on."""
+
+    data: PageData
+    """The answer, without its parsed rows (they are read from its body again)."""
+    ids: Sequence[str | None]
+    """Each row's id, in order (``None``: the row has none)."""
+    following: int | None
+    """The number of the next page, or ``None`` after the last."""
+
+    @classmethod
+    def of(cls, data: PageData) -> _Fetched:
+        ids: Sequence[str | None] | None = _text_ids(data.rows)
+        if ids is None:
+            ids = [row_id(row) if isinstance(row, Mapping) else None for row in data.rows]
+        return cls(attrs.evolve(data, rows=()), ids, next_page(data))
 
 
 Emit = Callable[[RowsPage], Awaitable[None]]
@@ -100,7 +128,7 @@ class WindowReader:
         first_pass: bool,
     ) -> bool:
         async with admission.holding():
-            first = await self.fetch(window, 1)
+            first = await self._fetch(window, 1)
             parts = self._parts(window, first)
             if not parts:
                 state = _Pass(first, seen)
@@ -109,49 +137,53 @@ class WindowReader:
             logger.info(
                 "window %s has %d pages: reading it as %d parts",
                 window.key,
-                first.numbers.last_page,
+                first.data.numbers.last_page,
                 parts,
             )
             for part in split_window(window, parts):
                 # A re-read pass can split: its parts skip what earlier passes handed on.
                 await self._read_window(part, emit, admission, seen)
             return True
-        if next_page(first) is not None:
+        if first.following is not None:
             await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
-        return state.consistent and len(state.ids) == first.numbers.total
+        return state.consistent and len(state.ids) == first.data.numbers.total
 
-    def _parts(self, window: Window, first: PageData) -> int:
+    async def _fetch(self, window: Window, number: int) -> _Fetched:
+        return _Fetched.of(await self.fetch(window, number))
+
+    def _parts(self, window: Window, first: _Fetched) -> int:
         """Return how many sub-windows ``window`` should be read as (0: read it whole)."""
+        last_page = first.data.numbers.last_page
         if (
-            next_page(first) is None
-            or first.numbers.last_page <= self.split_pages
+            first.following is None
+            or last_page <= self.split_pages
             or (window.end - window.start).total_seconds() < _SHORTEST_SPLIT_SECONDS
         ):
             return 0
-        return math.ceil(first.numbers.last_page / self.split_pages)
+        return math.ceil(last_page / self.split_pages)
 
     async def _read_rest(
         self,
         window: Window,
         admission: Admission,
-        first: PageData,
+        first: _Fetched,
         state: _Pass,
         emit: Emit,
         *,
         first_pass: bool,
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
-        started: asyncio.Queue[tuple[asyncio.Task[PageData], bool]] = asyncio.Queue()
+        started: asyncio.Queue[tuple[asyncio.Task[_Fetched], bool]] = asyncio.Queue()
         ahead = asyncio.Semaphore(self.lookahead)
-        numbers = range(first.numbers.current_page + 1, first.numbers.last_page + 1)
+        numbers = range(first.data.numbers.current_page + 1, first.data.numbers.last_page + 1)
 
         async def launch(group: asyncio.TaskGroup) -> None:
             for number in numbers:
                 await ahead.acquire()
                 token = await admission.acquire()
-                started.put_nowait((group.create_task(self.fetch(window, number)), token))
+                started.put_nowait((group.create_task(self._fetch(window, number)), token))
 
-        held: list[tuple[asyncio.Task[PageData], bool]] = []
+        held: list[tuple[asyncio.Task[_Fetched], bool]] = []
         async with asyncio.TaskGroup() as group:
             launcher = group.create_task(launch(group))
             try:
@@ -162,7 +194,7 @@ class WindowReader:
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if next_page(page) is None:
+                    if page.following is None:
                         break
             finally:
                 launcher.cancel()
@@ -173,14 +205,12 @@ class WindowReader:
                     admission.release(token)
 
     async def _deliver(
-        self, window: Window, data: PageData, state: _Pass, emit: Emit, first_pass: bool
+        self, window: Window, page: _Fetched, state: _Pass, emit: Emit, first_pass: bool
     ) -> None:
-        state.check(data)
-        fresh = state.take(data.rows)
-        if fresh is not data.rows:
-            data = attrs.evolve(data, rows=fresh)
-        if fresh or first_pass:
-            await emit(RowsPage(window, data))
+        state.check(page.data)
+        keep = state.take(page.ids)
+        if (page.ids if keep is None else keep) or first_pass:
+            await emit(RowsPage(window, page.data, keep))
 
 
 def _text_ids(rows: Sequence[Any]) -> list[str] | None:
@@ -195,22 +225,21 @@ def _text_ids(rows: Sequence[Any]) -> list[str] | None:
 class _Pass:
     """What one read of a window saw: its ids and whether the numbers held still."""
 
-    def __init__(self, first: PageData, seen: set[str]) -> None:
-        self.first = first
+    def __init__(self, first: _Fetched, seen: set[str]) -> None:
+        self.numbers = first.data.numbers
         self.seen = seen
         # On a window's first pass every id seen is an id of this pass: one set serves.
         self.ids: set[str] = seen if not seen else set()
         self.consistent = True
 
-    def take(self, rows: Sequence[Any]) -> Sequence[Any]:
-        """Note the rows' ids; return ``rows`` itself when every one is new, else the new ones.
+    def take(self, page_ids: Sequence[str | None]) -> list[int] | None:
+        """Note a page's ids; return ``None`` if all are new, else the new rows' positions.
 
         A row without an id is always kept: structuring it will name the problem.
         """
-        ids = _text_ids(rows)
-        if ids is None:
-            found = [row_id(row) if isinstance(row, Mapping) else None for row in rows]
-            return self._take_one_by_one(rows, found)
+        if None in page_ids:
+            return self._take_one_by_one(page_ids)
+        ids = cast("Sequence[str]", page_ids)
         if self.ids is not self.seen:
             self.ids.update(ids)
         seen = self.seen
@@ -218,23 +247,23 @@ class _Pass:
             before = len(seen)
             seen.update(ids)
             if len(seen) - before == len(ids):
-                return rows
+                return None
             seen.difference_update(ids)
-        return self._take_one_by_one(rows, list(ids))
+        return self._take_one_by_one(ids)
 
-    def _take_one_by_one(self, rows: Sequence[Any], ids: list[str | None]) -> list[Any]:
+    def _take_one_by_one(self, ids: Sequence[str | None]) -> list[int]:
         fresh = []
-        for row, record_id in zip(rows, ids, strict=True):
+        for position, record_id in enumerate(ids):
             if record_id is None:
-                fresh.append(row)
+                fresh.append(position)
                 continue
             if record_id not in self.seen:
                 self.seen.add(record_id)
-                fresh.append(row)
+                fresh.append(position)
             self.ids.add(record_id)  # after the check: on a first pass, ids is seen
         return fresh
 
     def check(self, data: PageData) -> None:
-        now, then = data.numbers, self.first.numbers
+        now, then = data.numbers, self.numbers
         if (now.total, now.last_page, now.per_page) != (then.total, then.last_page, then.per_page):
             self.consistent = False

@@ -172,6 +172,19 @@ class PageData:
     """Where the rows are in the body, for error paths: ``$.data`` or ``$.data.data``."""
     numbers: PageNumbers
     has_next_link: bool
+    body: bytes = attrs.field(repr=False)
+    """The raw body the rows were read from: see :func:`read_rows`."""
+
+
+def read_rows(body: bytes, shape: Shape) -> list[Any]:
+    """Read the rows of a body that :func:`decipher` accepted as ``shape`` again.
+
+    A page waiting to be handed on keeps its compact body rather than its parsed rows:
+    parsing again when the rows are taken costs less than keeping them parsed.
+    """
+    data = orjson.loads(body)["data"]
+    rows: list[Any] = data["data"] if shape is Shape.PAGINATOR else data
+    return rows
 
 
 def decipher(
@@ -359,6 +372,7 @@ class _Reply:
                         last_row=len(data) or None,
                     ),
                     has_next_link=False,
+                    body=self.body,
                 )
             if not isinstance(meta, dict):
                 raise self._format_error("$.meta is not an object")
@@ -401,6 +415,7 @@ class _Reply:
                 last_row=number("to", nullable=True),
             ),
             has_next_link=next_link is not None,
+            body=self.body,
         )
 
 

@@ -154,8 +154,7 @@ class Transport:
 
     async def _attempt(self, spec: RequestSpec) -> PageData:
         session = self._open_session()
-        url = spec.encoded_url()
-        safe_url = redact(url, *self._secrets)
+        url = spec.encoded_url()  # errors redact it themselves; so does the debug log below
         async with self._slots:
             # A 429 seen while sleeping moves the deadline: re-check after each sleep.
             while (delay := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
@@ -178,19 +177,22 @@ class Transport:
                 raise RequestTimeoutError(
                     f"no complete answer within the attempt timeout "
                     f"({self._config.attempt_timeout:g}s, read {self._config.read_timeout:g}s)",
-                    url=safe_url,
+                    url=url,
+                    secrets=self._secrets,
                 ) from None
             except aiohttp.ClientError as exc:
                 raise TransportError(
-                    f"{type(exc).__name__}: {exc}", url=safe_url, secrets=self._secrets
+                    f"{type(exc).__name__}: {exc}", url=url, secrets=self._secrets
                 ) from None
         self.counts.bytes += len(body)
-        elapsed = (time.monotonic() - started) * 1000
-        logger.debug(
-            "%s %s -> %d (%d bytes, %.0f ms)", spec.method, safe_url, status, len(body), elapsed
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed = (time.monotonic() - started) * 1000
+            safe_url = redact(url, *self._secrets)
+            logger.debug(
+                "%s %s -> %d (%d bytes, %.0f ms)", spec.method, safe_url, status, len(body), elapsed
+            )
         try:
-            return decipher(status, headers, body, url=safe_url, secrets=self._secrets)
+            return decipher(status, headers, body, url=url, secrets=self._secrets)
         except RateLimitError:
             self.counts.rate_limited += 1
             raise

@@ -210,7 +210,7 @@ class VoiceClient:
 
         def make_page(read: RowsPage) -> Page[RecordT]:
             data = read.data
-            records = structure_rows(data.rows, record_type, path=data.rows_path)
+            records = structure_rows(read.rows(), record_type, path=data.rows_path)
             return Page(records=records, window=read.window, shape=data.shape, numbers=data.numbers)
 
         return RecordStream(
