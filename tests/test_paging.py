@@ -23,10 +23,15 @@ def rows(ids: list[str]) -> list[dict[str, Any]]:
     return [dict(TEMPLATE, id=record_id) for record_id in ids]
 
 
-def page_data(page: int, last: int, total: int, records: list[dict[str, Any]]) -> PageData:
+def page_data(
+    page: int, last: int, total: int, records: list[dict[str, Any]], per_page: int = 2
+) -> PageData:
     """Return ``records`` as page ``page`` of ``last``, deciphered from a paginator body."""
+    first = (page - 1) * per_page + 1
     numbers: dict[str, int | None] = {"current_page": page, "last_page": last, "total": total}
-    numbers |= {"per_page": 2, "from": 1 if records else None, "to": len(records) or None}
+    numbers |= {"per_page": per_page, "from": None, "to": None}
+    if records:
+        numbers |= {"from": first, "to": first + len(records) - 1}
     next_link = "https://example.test/voice/calls?page=2" if page < last else None
     data = dict(PAGINATOR["data"], data=records, next_page_url=next_link, **numbers)
     body = orjson.dumps(dict(PAGINATOR, data=data))
@@ -36,9 +41,11 @@ def page_data(page: int, last: int, total: int, records: list[dict[str, Any]]) -
 class PagedSource:
     """An in-memory server: each pass is a list of pages of ids; calls advance passes."""
 
-    def __init__(self, passes: list[list[list[str]]], *, total: int | None = None) -> None:
+    def __init__(
+        self, passes: list[list[list[str]]], *, total: int | list[int] | None = None
+    ) -> None:
         self.passes = passes
-        self.total = total
+        self.totals = total if isinstance(total, list) else [total] * len(passes)
         self.requests: list[tuple[str, int]] = []
         self.reads = -1
 
@@ -50,8 +57,11 @@ class PagedSource:
         await asyncio.sleep(0)
         pages = self.passes[self.reads]
         ids = pages[page - 1] if page <= len(pages) else []
-        total = self.total if self.total is not None else sum(len(p) for p in pages)
-        return page_data(page, len(pages), total, rows(ids))
+        total = self.totals[self.reads]
+        if total is None:
+            total = sum(len(p) for p in pages)
+        per_page = max(1, *map(len, pages))
+        return page_data(page, len(pages), total, rows(ids), per_page)
 
 
 def reader(fetch: FetchPage, **settings: Any) -> WindowReader:
@@ -108,9 +118,10 @@ async def test_a_window_that_keeps_changing_is_a_paging_error() -> None:
 @pytest.mark.asyncio
 async def test_an_empty_page_stops_the_window() -> None:
     """A page that comes back empty ends the window even if last_page said more."""
-    source = PagedSource([[["a", "b"], [], ["c"]]], total=2)
-    pages = await read_all(source, DAY, rereads=0)
+    source = PagedSource([[["a", "b"], [], ["c"]], [["a", "b"]]], total=[5, 2])
+    pages = await read_all(source, DAY, rereads=1)
     assert [row["id"] for p in pages for row in p.rows()] == ["a", "b"]
+    assert source.reads == 1  # the short pass did not match its total: read again
 
 
 @pytest.mark.asyncio
@@ -126,10 +137,11 @@ async def test_a_bad_record_past_the_windows_end_is_never_raised() -> None:
             if page == 3:
                 page_3_fetched.set()
                 bad = dict(data.rows[0], duration="not a duration")
-                return page_data(3, 3, 2, [bad])
+                return page_data(3, 3, 5, [bad])
             return data
 
-    pages = await read_all(AheadSource([[["a", "b"], [], ["c"]]], total=2), DAY, rereads=0)
+    source = AheadSource([[["a", "b"], [], ["c"]], [["a", "b"]]], total=[5, 2])
+    pages = await read_all(source, DAY, rereads=1)
     assert [row["id"] for p in pages for row in p.rows()] == ["a", "b"]
 
 
@@ -150,7 +162,7 @@ async def test_a_reread_that_splits_the_day_hands_on_no_record_twice() -> None:
                 ids, last, total = ["a", "b"], 9, 18
         else:
             ids = ["a", "b", "c", "d"] if window.start.hour == 0 else []
-            last, total = 1, len(ids)
+            return page_data(page, 1, len(ids), rows(ids), per_page=4)
         return page_data(page, last, total, rows(ids))
 
     pages: list[RowsPage] = []

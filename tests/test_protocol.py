@@ -25,6 +25,7 @@ from voiceapi_async._protocol import (
     build_request,
     decipher,
     format_range,
+    implausible_numbers,
     next_page,
     read_rows,
     retry_after_seconds,
@@ -448,3 +449,32 @@ def test_decipher_masks_the_token_echoed_in_a_body() -> None:
     with pytest.raises(ResponseFormatError) as format_error:
         decipher(200, JSON, f"not json {TOKEN}".encode(), secrets=[TOKEN])
     assert TOKEN not in str(format_error.value)
+
+
+@pytest.mark.parametrize(
+    ("meta", "asked", "reason"),
+    [
+        ({}, 1, None),
+        ({"current_page": 3, "from": 3, "to": 3, "next_page_url": None}, 3, None),
+        ({"last_page": 1000000000}, 1, "last_page 1000000000 does not follow from total 3"),
+        ({"total": -1, "last_page": 1}, 1, "cannot be true together"),
+        ({"per_page": 0}, 1, "cannot be true together"),
+        ({}, 2, "page 1 came back when page 2 was asked for"),
+        ({"data": [{"id": "a"}, {"id": "b"}]}, 1, "2 rows on a page of 1"),
+        ({"from": 2, "to": 2}, 1, "rows 2..2 announced for the 1 rows of page 1"),
+        ({"data": [], "from": None, "to": None}, 1, None),
+    ],
+)
+def test_paging_numbers_that_cannot_be_true(
+    meta: dict[str, Any], asked: int, reason: str | None
+) -> None:
+    """last_page follows from total and per_page; the page asked for comes back, numbered."""
+    page = decipher(200, JSON, paginator(**meta))
+    found = implausible_numbers(page, asked)
+    assert found == reason if reason is None else reason in (found or "")
+
+
+def test_a_bare_list_has_no_paging_numbers_to_doubt() -> None:
+    """Shape A is one page: nothing to check."""
+    page = decipher(200, JSON, fixture_bytes("calls_shape_a.json"))
+    assert implausible_numbers(page, 1) is None

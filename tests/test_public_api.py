@@ -13,6 +13,7 @@ EXPECTED = [
     "DateLike",
     "HangupBy",
     "NotFoundError",
+    "OutOfWindowError",
     "Page",
     "PageNumbers",
     "PagingError",

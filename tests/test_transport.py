@@ -26,6 +26,17 @@ FAST = RetryPolicy(attempts=4, wait_initial=0.0, wait_max=0.01, wait_jitter=0.0)
 JSON = {"Content-Type": "application/json"}
 
 
+def one_day(name: str) -> bytes:
+    """Return a calls fixture with its call that ends past midnight moved back into 2019-06-11.
+
+    The fixtures sample two days; these tests ask for the one day 2019-06-11.
+    """
+    return fixture_bytes(name).replace(b"2019-06-12 00:12:03", b"2019-06-11 23:12:03")
+
+
+CALLS_A = one_day("calls_shape_a.json")
+
+
 def answer(mocked: aioresponses, **response: Any) -> None:
     """Queue one answer to the next calls request (``repeat=True``: to every one)."""
     mocked.get(CALLS, response_class=EdgeResponse, **response)
@@ -67,7 +78,7 @@ async def test_server_errors_and_connection_failures_are_retried() -> None:
     with aioresponses() as mocked:
         answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
         answer(mocked, exception=aiohttp.ServerDisconnectedError())
-        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        answer(mocked, status=200, body=CALLS_A, headers=JSON)
         async with client() as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert [c.id for c in calls] == [
@@ -109,7 +120,7 @@ async def test_retry_after_is_honoured_up_to_the_cap() -> None:
             body=fixture_bytes("error_429.json"),
             headers={**JSON, "Retry-After": "3600"},
         )
-        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        answer(mocked, status=200, body=CALLS_A, headers=JSON)
         async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert len(calls) == 2
@@ -120,8 +131,8 @@ async def test_retry_after_is_honoured_up_to_the_cap() -> None:
 async def test_requests_carry_accept_and_the_token_as_configured() -> None:
     """Bearer by default; access_token in the query when asked; Accept always JSON."""
     with aioresponses() as mocked:
-        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
-        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        answer(mocked, status=200, body=CALLS_A, headers=JSON)
+        answer(mocked, status=200, body=CALLS_A, headers=JSON)
         async with client() as voice:
             await voice.calls("2019-06-11", "2019-06-11").collect()
         async with client(auth="access_token") as voice:
@@ -153,7 +164,7 @@ async def test_a_retried_request_counts_each_attempt_once() -> None:
     with aioresponses() as mocked:
         answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
         answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON)
-        answer(mocked, status=200, body=fixture_bytes("calls_shape_a.json"), headers=JSON)
+        answer(mocked, status=200, body=CALLS_A, headers=JSON)
         async with client() as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert len(calls) == 2
@@ -178,7 +189,7 @@ async def test_a_429_past_the_deadline_still_pauses_the_client() -> None:
 @pytest.mark.asyncio
 async def test_a_bad_record_is_raised_when_the_consumer_reaches_its_page() -> None:
     """The pages before a malformed record are handed on; then RecordError names the record."""
-    second = orjson.loads(fixture_bytes("calls_shape_b_page2.json"))
+    second = orjson.loads(one_day("calls_shape_b_page2.json"))
     (row,) = second["data"]["data"]
     row["duration"] = "not a duration"
     with aioresponses() as mocked:
@@ -188,7 +199,7 @@ async def test_a_bad_record_is_raised_when_the_consumer_reaches_its_page() -> No
             seen: list[str] = []
 
             async def consume() -> None:
-                async for call in voice.calls("2019-08-12", "2019-08-12"):
+                async for call in voice.calls("2019-06-11", "2019-06-11"):
                     seen.append(call.id)
 
             with pytest.raises(RecordError, match=rf"record '{row['id']}' at \$\.data\.data\[0\]"):
@@ -200,7 +211,7 @@ async def test_a_bad_record_is_raised_when_the_consumer_reaches_its_page() -> No
 @pytest.mark.asyncio
 async def test_a_record_without_an_id_is_a_record_error_not_a_paging_error() -> None:
     """An id-less row cannot be de-duplicated, but the caller still learns what is wrong."""
-    page = orjson.loads(fixture_bytes("calls_shape_a.json"))
+    page = orjson.loads(CALLS_A)
     del page["data"][1]["id"]
     with aioresponses() as mocked:
         answer(mocked, status=200, body=orjson.dumps(page), headers=JSON, repeat=True)

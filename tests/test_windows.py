@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voiceapi_async import Report, Window, plan_windows, split_window
-from voiceapi_async._windows import resolve_timezone, wall_time
+from voiceapi_async._windows import first_outside, resolve_timezone, wall_time
 
 ZONES = ["UTC", "Asia/Kolkata", "America/New_York"]
 
@@ -139,3 +139,17 @@ def test_windows_cover_any_range_exactly_once(
     for piece in pieces:
         assert wall_time(piece.start) <= wall_time(piece.end)
         assert piece.start.date() == piece.end.date()
+
+
+def test_first_outside_judges_both_ends_inclusively_to_the_second() -> None:
+    """The day's first and last seconds belong to it; a second either side does not."""
+    (day,) = plan_windows("calls", "2024-03-05", "2024-03-05", "Asia/Kolkata")
+    tz = day.start.tzinfo
+    inside = [day.start, day.end, day.end + dt.timedelta(milliseconds=999), None]
+    assert first_outside(day, inside) is None
+    assert first_outside(day, []) is None
+    assert first_outside(day, [None, day.start - dt.timedelta(seconds=1)]) == 1
+    assert first_outside(day, [day.start, day.end + dt.timedelta(seconds=1)]) == 1
+    utc_midnight = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)  # 05:30 in Kolkata: inside
+    assert first_outside(day, [utc_midnight.astimezone(tz)]) is None
+    assert first_outside(day, [utc_midnight - dt.timedelta(hours=6)]) == 0

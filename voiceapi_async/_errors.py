@@ -14,7 +14,9 @@ Every error the client raises on purpose derives from :class:`VoiceAPIError`::
     │   └── ServerError           5xx (retried)
     ├── ResponseFormatError       body is not JSON or not one of the three shapes
     ├── RecordError               a record cannot be structured: record id and field path
-    └── PagingError               the range changed while paging, or a page repeats
+    ├── OutOfWindowError          a record lies outside the range it was fetched for
+    └── PagingError               the range changed while paging, or the paging numbers
+                                  cannot be true
 
 Caller mistakes (an end before the start, a naive datetime, a closed client)
 raise ``ValueError``, ``TypeError`` or ``RuntimeError`` instead.
@@ -202,5 +204,29 @@ class RecordError(VoiceAPIError):
         super().__init__(f"{which} at {path}: {redact(message)}")
 
 
+class OutOfWindowError(VoiceAPIError):
+    """A record lies outside the window it was fetched for.
+
+    A server does this when it did not apply the date filter (a date it could not
+    read, or a filter key it does not know), so the same records would come back
+    for every range.
+
+    Attributes:
+        window: the window's key, like ``calls/2024-03-05``.
+        record_id: the record's ``id``.
+        timestamp: the record's filtered timestamp, in the account's time zone.
+    """
+
+    def __init__(self, *, window: str, record_id: str, field: str, timestamp: str) -> None:
+        self.window = window
+        self.record_id = record_id
+        self.timestamp = timestamp
+        super().__init__(
+            f"record {record_id!r} has {field} {timestamp}, outside the window {window} it was "
+            "fetched for: the server did not apply the date filter (check the base URL and the "
+            "API version)"
+        )
+
+
 class PagingError(VoiceAPIError):
-    """The range changed while it was paged, or the server repeated a page."""
+    """The range changed while it was paged, or the paging numbers cannot be true."""

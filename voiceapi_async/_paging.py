@@ -29,7 +29,7 @@ from voiceapi_async._convert import row_id
 from voiceapi_async._errors import PagingError
 from voiceapi_async._gate import Admission
 from voiceapi_async._models import Window
-from voiceapi_async._protocol import PageData, next_page, read_rows
+from voiceapi_async._protocol import PageData, implausible_numbers, next_page, read_rows
 from voiceapi_async._windows import split_window
 
 logger = logging.getLogger("voiceapi_async")
@@ -66,7 +66,15 @@ class _Fetched:
     """The number of the next page, or ``None`` after the last."""
 
     @classmethod
-    def of(cls, data: PageData) -> _Fetched:
+    def of(cls, window: Window, number: int, data: PageData) -> _Fetched:
+        """Reduce page ``number`` of ``window``.
+
+        Raises:
+            PagingError: the page's paging numbers cannot be true.
+        """
+        reason = implausible_numbers(data, number)
+        if reason is not None:
+            raise PagingError(f"window {window.key}: impossible paging numbers: {reason}")
         ids: Sequence[str | None] | None = _text_ids(data.rows)
         if ids is None:
             ids = [row_id(row) if isinstance(row, Mapping) else None for row in data.rows]
@@ -77,6 +85,8 @@ Emit = Callable[[RowsPage], Awaitable[None]]
 """Hand a page on (may wait: that is the back-pressure)."""
 
 _SHORTEST_SPLIT_SECONDS = 60
+MAX_PARTS = 16
+"""Most parts one split makes; a part that still holds too many pages is split again."""
 _TEXT = frozenset({str})
 
 
@@ -106,11 +116,20 @@ class WindowReader:
         await self._read_window(window, emit, admission, set())
 
     async def _read_window(
-        self, window: Window, emit: Emit, admission: Admission, seen: set[str]
+        self,
+        window: Window,
+        emit: Emit,
+        admission: Admission,
+        seen: set[str],
+        first: _Fetched | None = None,
     ) -> None:
-        """Read ``window``; ``seen`` holds the ids already handed on for it (or its day)."""
+        """Read ``window``; ``seen`` holds the ids already handed on for it (or its day).
+
+        ``first`` is the window's page 1 when it was fetched already.
+        """
         for attempt in range(self.rereads + 1):
-            if await self._read_pass(window, admission, emit, seen, first_pass=attempt == 0):
+            given = first if attempt == 0 else None
+            if await self._read_pass(window, admission, emit, seen, given, first_pass=attempt == 0):
                 return
             logger.warning("window %s changed while paging; reading it again", window.key)
         raise PagingError(
@@ -124,32 +143,68 @@ class WindowReader:
         admission: Admission,
         emit: Emit,
         seen: set[str],
+        first: _Fetched | None,
         *,
         first_pass: bool,
     ) -> bool:
         async with admission.holding():
-            first = await self._fetch(window, 1)
+            if first is None:
+                first = await self._fetch(window, 1)
             parts = self._parts(window, first)
             if not parts:
                 state = _Pass(first, seen)
                 await self._deliver(window, first, state, emit, first_pass)
         if parts:
-            logger.info(
-                "window %s has %d pages: reading it as %d parts",
-                window.key,
-                first.data.numbers.last_page,
-                parts,
-            )
-            for part in split_window(window, parts):
-                # A re-read pass can split: its parts skip what earlier passes handed on.
-                await self._read_window(part, emit, admission, seen)
+            await self._read_parts(window, first, parts, admission, emit, seen)
             return True
         if first.following is not None:
             await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
         return state.consistent and len(state.ids) == first.data.numbers.total
 
+    async def _read_parts(
+        self,
+        window: Window,
+        whole: _Fetched,
+        parts: int,
+        admission: Admission,
+        emit: Emit,
+        seen: set[str],
+    ) -> None:
+        """Read ``window`` as ``parts`` sub-windows, once their counts add up to its own.
+
+        Every part's page 1 is fetched first (and then used, not fetched again): a
+        server that does not apply the date filter claims the whole count for every
+        part and is caught here, before any part is paged. All parts share ``seen``:
+        a re-read pass that splits skips what earlier passes handed on.
+        """
+        logger.info(
+            "window %s has %d pages: reading it as %d parts",
+            window.key,
+            whole.data.numbers.last_page,
+            parts,
+        )
+        pieces = split_window(window, parts)
+
+        async def first_page(piece: Window) -> _Fetched:
+            async with admission.holding():
+                return await self._fetch(piece, 1)
+
+        async with asyncio.TaskGroup() as group:
+            started = [group.create_task(first_page(piece)) for piece in pieces]
+        firsts = [task.result() for task in started]
+        numbers = whole.data.numbers
+        claimed = sum(first.data.numbers.total for first in firsts)
+        if claimed > numbers.total + numbers.per_page:  # a page's worth may arrive meanwhile
+            raise PagingError(
+                f"window {window.key} holds {numbers.total} records, but its {len(pieces)} "
+                f"parts claim {claimed}: the server's counts do not add up (it may not apply "
+                "the date filter)"
+            )
+        for piece, first in zip(pieces, firsts, strict=True):
+            await self._read_window(piece, emit, admission, seen, first)
+
     async def _fetch(self, window: Window, number: int) -> _Fetched:
-        return _Fetched.of(await self.fetch(window, number))
+        return _Fetched.of(window, number, await self.fetch(window, number))
 
     def _parts(self, window: Window, first: _Fetched) -> int:
         """Return how many sub-windows ``window`` should be read as (0: read it whole)."""
@@ -160,7 +215,7 @@ class WindowReader:
             or (window.end - window.start).total_seconds() < _SHORTEST_SPLIT_SECONDS
         ):
             return 0
-        return math.ceil(last_page / self.split_pages)
+        return min(math.ceil(last_page / self.split_pages), MAX_PARTS)
 
     async def _read_rest(
         self,

@@ -476,3 +476,34 @@ def next_page(page: PageData) -> int | None:
     ):
         return None
     return numbers.current_page + 1
+
+
+def implausible_numbers(page: PageData, requested: int) -> str | None:
+    """Return why ``page``'s paging numbers cannot be true, or ``None`` when they agree.
+
+    An honest paginator derives ``last_page`` from ``total`` and ``per_page``,
+    answers the page it was asked for, and puts at most ``per_page`` rows on it,
+    numbered ``from``..``to``. Numbers that break these rules would make the client
+    plan requests (and splits) for records that do not exist.
+    """
+    if page.shape is Shape.BARE_LIST:
+        return None
+    n, rows = page.numbers, len(page.rows)
+    if n.per_page < 1 or n.current_page < 1 or n.total < 0:
+        return (
+            f"per_page {n.per_page}, current_page {n.current_page} and total {n.total} "
+            "cannot be true together"
+        )
+    if n.last_page != max(1, -(-n.total // n.per_page)):
+        return f"last_page {n.last_page} does not follow from total {n.total}, {n.per_page} a page"
+    if n.current_page != requested:
+        return f"page {n.current_page} came back when page {requested} was asked for"
+    if rows > n.per_page:
+        return f"{rows} rows on a page of {n.per_page}"
+    first = (n.current_page - 1) * n.per_page + 1
+    if rows and (n.first_row, n.last_row) != (first, first + rows - 1):
+        return (
+            f"rows {n.first_row}..{n.last_row} announced for the {rows} rows of page "
+            f"{n.current_page} (expected {first}..{first + rows - 1})"
+        )
+    return None

@@ -9,7 +9,7 @@ once, daylight-saving changes included.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import pendulum
@@ -157,3 +157,19 @@ def split_window(window: Window, parts: int) -> list[Window]:
         windows.append(Window(window.report, localize(lo, zone), localize(piece_end, zone)))
         lo = piece_end + _ONE_SECOND
     return windows
+
+
+def first_outside(window: Window, times: Sequence[dt.datetime | None]) -> int | None:
+    """Return the position of the first time outside ``window``, or ``None``.
+
+    Both ends of the window are inclusive, to the second, as the server filters;
+    ``None`` times (a call that has not ended) are not judged.
+    """
+    start, stop = window.start, window.end + _ONE_SECOND
+    present = [time for time in times if time is not None]
+    if not present or (start <= min(present) and max(present) < stop):
+        return None
+    for position, time in enumerate(times):
+        if time is not None and not start <= time < stop:
+            return position
+    return None  # pragma: no cover - min/max found one

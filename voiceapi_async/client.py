@@ -11,13 +11,14 @@ import attrs
 
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._convert import make_converter
+from voiceapi_async._errors import OutOfWindowError
 from voiceapi_async._fanout import run_windows
 from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
 from voiceapi_async._paging import RowsPage, WindowReader
 from voiceapi_async._protocol import PageData, build_request
 from voiceapi_async._stream import RecordStream
 from voiceapi_async._transport import Transport
-from voiceapi_async._windows import DateLike, plan_windows
+from voiceapi_async._windows import DateLike, first_outside, plan_windows
 
 if TYPE_CHECKING:
     import aiohttp
@@ -207,11 +208,21 @@ class VoiceClient:
             )
 
         structure_rows = self._converter.structure_rows
+        field = _FILTERED_BY[report]
 
         def make_page(read: RowsPage) -> Page[RecordT]:
-            data = read.data
+            data, window = read.data, read.window
             records = structure_rows(read.rows(), record_type, path=data.rows_path)
-            return Page(records=records, window=read.window, shape=data.shape, numbers=data.numbers)
+            times = [getattr(record, field) for record in records]
+            outside = first_outside(window, times)
+            if outside is not None:
+                raise OutOfWindowError(
+                    window=window.key,
+                    record_id=records[outside].id,
+                    field=field,
+                    timestamp=str(times[outside]),
+                )
+            return Page(records=records, window=window, shape=data.shape, numbers=data.numbers)
 
         return RecordStream(
             produce,
@@ -240,6 +251,10 @@ class VoiceClient:
     def _count(self, page: Page[Any]) -> None:
         self._pages += 1
         self._records += len(page.records)
+
+
+_FILTERED_BY = {Report.CALLS: "end_at", Report.RECORDINGS: "created_at"}
+"""The timestamp each report's date range filters on."""
 
 
 def _fields(config: ClientConfig) -> dict[str, Any]:
