@@ -14,8 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from fastapi import FastAPI, HTTPException
+from starlette.requests import Request
 
 from voiceapi_async import (
+    ClientConfig,
     Page,
     PageNumbers,
     RecordStream,
@@ -24,7 +27,13 @@ from voiceapi_async import (
     Shape,
     plan_windows,
 )
-from voiceapi_async.contrib.fastapi import csv_response, ndjson_response
+from voiceapi_async.contrib.fastapi import (
+    csv_response,
+    get_voice_client,
+    ndjson_response,
+    open_stream,
+    voice_client_lifespan,
+)
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
 from voiceapi_async.testing._plugin import serve_in_thread
 
@@ -457,3 +466,18 @@ async def test_the_error_line_is_the_last_body_message_and_the_response_never_en
     (logged,) = [r for r in caplog.records if r.name == "voiceapi_async.contrib.fastapi"]
     assert "failed after the response started" in logged.getMessage()
     assert logged.levelname == ("WARNING" if kind == "ServerError" else "ERROR")
+
+
+@pytest.mark.asyncio
+async def test_the_lifespan_takes_a_tighter_max_days_for_the_web() -> None:
+    """voice_client_lifespan(max_days=7): an 8-day range is a 422 naming the limit of 7."""
+    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t")
+    app = FastAPI(lifespan=voice_client_lifespan(config, max_days=7))
+    async with app.router.lifespan_context(app):
+        client = get_voice_client(Request({"type": "http", "app": app}))
+        assert client.config.max_days == 7
+        with pytest.raises(HTTPException) as caught:
+            open_stream(lambda: client.calls("2024-03-01", "2024-03-08"))
+        assert caught.value.status_code == 422
+        assert "covers 8 days, more than the limit of 7 days" in caught.value.detail
+        open_stream(lambda: client.calls("2024-03-01", "2024-03-07"))

@@ -215,7 +215,7 @@ def plan_windows(
 
     Dates and ISO date strings cover whole days; aware datetimes are exact to the
     second (and converted to ``tz``). The first and last windows may be parts of days.
-    Days run from :data:`FIRST_DAY` (0001-01-02) to :data:`LAST_DAY` (9999-12-30); a
+    Days run from 0001-01-02 to 9999-12-30 (a day short of ``datetime``'s limits); a
     range may cover at most ``max_days`` days (None: no limit).
 
     Raises:

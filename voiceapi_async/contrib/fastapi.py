@@ -85,6 +85,7 @@ from voiceapi_async.export import Csv, ExportFormat, JsonLines, sort_records
 
 __all__ = [
     "DEFAULT_ERROR_STATUSES",
+    "ErrorStatuses",
     "RecordStreamResponse",
     "csv_response",
     "error_response",
@@ -219,7 +220,7 @@ async def csv_response(
     return await _response(stream, Csv(), "text/csv; charset=utf-8", _csv_error, statuses)
 
 
-ErrorLine = Callable[[str, int, str], bytes]
+_ErrorLine = Callable[[str, int, str], bytes]
 
 
 def _ndjson_error(kind: str, status: int, message: str) -> bytes:
@@ -237,7 +238,7 @@ async def _response(
     stream: RecordStream[Any],
     export_format: ExportFormat,
     media_type: str,
-    error_line: ErrorLine,
+    error_line: _ErrorLine,
     statuses: ErrorStatuses,
 ) -> RecordStreamResponse:
     pages = stream.pages()
