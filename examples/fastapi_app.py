@@ -14,6 +14,12 @@ Endpoints:
 - ``GET /calls/summary?day=2024-03-05``: counts by status, total charges and billed
   minutes, computed while streaming (nothing is held in memory but the totals).
 - ``GET /health``: liveness, and the shared client's counters.
+
+A range longer than ``VOICEAPI_MAX_DAYS`` days (default 3660), or a day outside
+0001-01-02..9999-12-30, is a 422 that says so, answered before anything is fetched.
+If the upstream fails after a response started, the body ends with one error line
+(``{"error": {...}}`` in NDJSON, a ``#error,...`` row in CSV) and the connection is
+closed without the final chunk; see :mod:`voiceapi_async.contrib.fastapi`.
 """
 
 from __future__ import annotations

@@ -46,6 +46,21 @@ def test_plan_stops_before_now_minus_the_safety_lag() -> None:
         lookback_start(0, TZ)
 
 
+def test_plan_refuses_ranges_it_cannot_represent_or_that_exceed_max_days() -> None:
+    """Year 9999, more than max_days, a lag or lookback before year 1: ValueErrors."""
+    assert len(plan("calls", "2024-01-01", "2024-01-31", TZ, now=NOW, max_days=31)) == 31
+    with pytest.raises(ValueError, match="covers 32 days, more than the limit of 31 days"):
+        plan("calls", "2024-01-01", "2024-02-01", TZ, now=NOW, max_days=31)
+    with pytest.raises(ValueError, match="end='9999-12-31' is outside the dates"):
+        plan("calls", "2024-01-01", "9999-12-31", TZ, now=NOW)
+    with pytest.raises(ValueError, match=r"safety lag .* reaches before the year 1"):
+        plan("calls", "2024-01-01", "2024-01-02", TZ, now=NOW, safety_lag=dt.timedelta.max)
+    with pytest.raises(ValueError, match="lookback of 999,999,999 days reaches before the year 1"):
+        lookback_start(999_999_999, TZ, now=NOW)
+    with pytest.raises(ValueError, match="reaches before the year 1"):
+        lookback_start(10**30, TZ, now=NOW)
+
+
 def test_manifest_keeps_states_across_reopening(tmp_path: Path) -> None:
     """Window states, counts, attempts and errors survive closing the database."""
     windows = plan("calls", "2024-03-01", "2024-03-03", TZ, now=NOW)

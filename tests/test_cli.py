@@ -185,6 +185,21 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
         ([], {"VOICEAPI_TOKEN": ""}, 2, "no token: set VOICEAPI_TOKEN"),
         ([], {"VOICEAPI_BASE_URL": "http://127.0.0.1:9/api/v2/"}, 4, "cannot reach the API"),
         ([], {"VOICEAPI_TOKEN": "wrong"}, 3, "authentication failed: check VOICEAPI_TOKEN"),
+        (["--to", "9999-12-31"], {}, 2, "the supported range is 0001-01-02 to 9999-12-30"),
+        (["--from", "0001-01-01"], {}, 2, "start='0001-01-01' is outside the dates"),
+        (["--from", "0002-01-01", "--to", "9998-12-31"], {}, 2, "(--max-days, VOICEAPI_MAX_DAYS)"),
+        ([], {"VOICEAPI_MAX_DAYS": "1"}, 2, "covers 2 days, more than the limit of 1 days"),
+        (["--max-days", "0"], {}, 2, "0 is not in the range x>=1"),
+        (["--lookback-days", "999999999"], {}, 2, "reaches before the year 1"),
+        (["--safety-lag-minutes", "10" * 8], {}, 2, "is too large"),
+        ([], {"VOICEAPI_TOKEN": TOKEN + "\r\n"}, 2, "the token contains whitespace (U+000D)"),
+        (
+            ["--base-url", "http://127.0.0.1:9/api/v2/?access_token=" + TOKEN],
+            {},
+            2,
+            "has a query string",
+        ),
+        (["--base-url", "ftp://127.0.0.1:9/api/v2/"], {}, 2, "must start with http://"),
     ],
 )
 def test_bad_arguments_get_a_message_and_their_exit_code(
@@ -250,3 +265,29 @@ def test_a_failed_stream_writes_nothing_to_stdout(sim: VoiceSimulator, fmt: str)
     result = voiceapi(*args, "--max-attempts", "1", env=env)
     assert result.returncode == 3, result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--from", "2024-03-01", "--to", "9999-12-31"], {}, "end='9999-12-31' is outside"),
+        (["--from", "0002-01-01", "--to", "9998-12-31"], {}, "covers 3,651,329 days"),
+        (["--from", "2024-03-01", "--to", "2024-03-31"], {"VOICEAPI_MAX_DAYS": "7"}, "(--max-days"),
+        (["--from", "2024-03-01", "--to", "2024-03-01"], {"VOICEAPI_TOKEN": "a b"}, "U+0020"),
+        (
+            ["--from", "2024-03-01", "--to", "2024-03-01"],
+            {"VOICEAPI_BASE_URL": "http://127.0.0.1:9/api/v2/#frag"},
+            "or a fragment",
+        ),
+    ],
+)
+def test_streaming_commands_refuse_bad_input_as_usage_errors(
+    sim: VoiceSimulator, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """`voiceapi calls` with an unplannable day, a too long range, a bad token or URL: exit 2."""
+    result = voiceapi("calls", *args, env={**settings(sim), **env})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert len(sim.observed.report_requests()) == 0

@@ -2,7 +2,7 @@ import asyncio
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -18,8 +18,11 @@ from voiceapi_async import (
     Recording,
     RetryPolicy,
     VoiceClient,
+    Window,
+    plan_windows,
 )
-from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER
+from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
+from voiceapi_async._gate import Admission
 from voiceapi_async._stream import PAGE_QUEUE_SIZE
 from voiceapi_async.client import PAGE_BUDGET_PER_SLOT
 from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
@@ -482,6 +485,139 @@ def test_config_from_env_and_validation() -> None:
         settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", **bad}
         with pytest.raises(ValueError, match=needle):
             ClientConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "needle"),
+    [
+        ("https://portal.example.test/api/v2/?access_token=s3cr3t-q", "has a query string"),
+        ("https://portal.example.test/api/v2?", "has a query string"),
+        ("https://portal.example.test/api/v2/#s3cr3t-f", "or a fragment"),
+        ("ftp://portal.example.test/api/v2/", "must start with http:// or https://"),
+        ("file:///etc/passwd", "must start with http:// or https://"),
+        ("portal.example.test/api/v2/", "must start with http:// or https://"),
+        ("https:///api/v2/", "has no host"),
+        ("https://user:s3cr3t-p@portal.example.test/api/v2/", "carries user info"),
+        ("https://portal.example.test/api/v2/\r\nX-Evil: 1", "whitespace or a control"),
+        ("https://portal.example.test:http/api/v2/", "not a valid URL"),
+    ],
+)
+def test_a_base_url_that_would_misroute_requests_is_refused_at_config_time(
+    base_url: str, needle: str
+) -> None:
+    """Query, fragment, other schemes, no host, user info: a ValueError that hides secrets."""
+    with pytest.raises(ValueError, match=needle) as caught:
+        ClientConfig(base_url=base_url, token="t")
+    assert "s3cr3t" not in str(caught.value)
+    assert "portal.example.com/api/v2/" in str(caught.value)  # the example of a good one
+    with pytest.raises(ValueError, match=needle):
+        ClientConfig.from_env({"VOICEAPI_BASE_URL": base_url, "VOICEAPI_TOKEN": "t"})
+
+
+def test_good_base_urls_keep_their_path_and_gain_a_slash() -> None:
+    """HTTP and HTTPS roots, any case, ports and IPv6 hosts are accepted."""
+    for url, expected in [
+        ("HTTPS://Portal.Example.test/api/v2", "HTTPS://Portal.Example.test/api/v2/"),
+        (" http://127.0.0.1:8080/api/v2/ ", "http://127.0.0.1:8080/api/v2/"),
+        ("http://[::1]:9/api/v2/", "http://[::1]:9/api/v2/"),
+    ]:
+        assert ClientConfig(base_url=url, token="t").base_url == expected
+
+
+@pytest.mark.parametrize(
+    ("token", "needle"),
+    [
+        ("tok-1234567890\r\n", r"whitespace \(U\+000D\) inside it"),
+        ("tok-1234567890\n", r"whitespace \(U\+000A\) at its end"),
+        (" tok-1234567890", r"whitespace \(U\+0020\) at its start"),
+        ("tok-12345 67890", r"whitespace \(U\+0020\) inside it"),
+        ("tok-12345\x0067890", r"a control character \(U\+0000\)"),
+        ("tok-12345\u200b67890", r"a control character \(U\+200B\)"),
+        ("tok-12345\u00a067890", r"whitespace \(U\+00A0\)"),
+        ("tok-12345\u00e967890", r"outside printable ASCII \(U\+00E9\)"),
+    ],
+)
+def test_a_token_that_cannot_be_sent_is_refused_without_showing_it(token: str, needle: str) -> None:
+    """Whitespace, control or non-ASCII characters: a ValueError naming the character only."""
+    with pytest.raises(ValueError, match=needle) as caught:
+        ClientConfig(base_url="https://x/api/v2/", token=token)
+    message = str(caught.value)
+    assert "tok-" not in message
+    assert "12345" not in message
+    assert "67890" not in message
+    with pytest.raises(ValueError, match=needle):
+        ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/api/v2/", "VOICEAPI_TOKEN": token})
+
+
+def test_max_days_has_a_default_an_env_variable_and_a_lower_bound() -> None:
+    """max_days defaults to 3660, reads VOICEAPI_MAX_DAYS and refuses 0 or words."""
+    env = {"VOICEAPI_BASE_URL": "https://x/api/v2/", "VOICEAPI_TOKEN": "t"}
+    assert ClientConfig.from_env(env).max_days == 3660
+    assert ClientConfig.from_env({**env, "VOICEAPI_MAX_DAYS": "31"}).max_days == 31
+    with pytest.raises(ValueError, match="VOICEAPI_MAX_DAYS='month'"):
+        ClientConfig.from_env({**env, "VOICEAPI_MAX_DAYS": "month"})
+    with pytest.raises(ValueError, match="max_days"):
+        ClientConfig(base_url="https://x/api/v2/", token="t", max_days=0)
+
+
+def test_a_client_refuses_bad_ranges_before_any_request() -> None:
+    """Year 9999 and a range over max_days are ValueErrors saying what to change."""
+    client = VoiceClient(base_url="https://x/api/v2/", token="t", max_days=31)
+    with pytest.raises(ValueError, match=r"end='9999-12-31'.*0001-01-02 to 9999-12-30"):
+        client.calls("2024-01-01", "9999-12-31")
+    with pytest.raises(ValueError, match="covers 91 days") as caught:
+        client.recordings("2024-01-01", "2024-03-31")
+    assert "covers 91 days, more than the limit of 31 days" in str(caught.value)
+    assert "ClientConfig.max_days, VOICEAPI_MAX_DAYS" in str(caught.value)
+    assert client.stats.requests == 0
+
+
+@pytest.mark.asyncio
+async def test_a_range_of_millennia_starts_streaming_at_once(sim: VoiceSimulator) -> None:
+    """2024..9999 with no practical limit: the first records come after a few requests."""
+    async with client_for(sim, max_days=10**7, max_windows=2, per_page=100) as client:
+        stream = client.calls("2024-03-01", "9999-12-30", max_items=300)
+        assert repr(stream) == "<RecordStream calls 2024-03-01..9999-12-30>"
+        calls = await stream.collect()
+    assert len(calls) == 300
+    assert {call.id for call in calls} <= sim.ids_between("calls", *WEEK)
+    assert len(sim.observed.report_requests()) <= 40
+
+
+class _EnoughError(Exception):
+    """Raised by a test consumer that has seen enough pages."""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_fan_out_pulls_windows_from_an_iterator_only_as_slots_free_up(
+    ordered: bool,
+) -> None:
+    """run_windows takes an endless iterator and pulls a window only when a slot is free."""
+    (day,) = plan_windows("calls", "2024-03-01", "2024-03-01", "UTC")
+    pulled = 0
+
+    def endless() -> Iterator[Window]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield day
+
+    emitted = 0
+
+    async def read(window: Window, emit: Any, admission: Admission) -> None:
+        await emit(window)
+
+    async def emit(_page: Any) -> None:
+        nonlocal emitted
+        emitted += 1
+        if emitted >= 5:
+            raise _EnoughError
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await run_windows(endless(), read, emit, max_windows=2, ordered=ordered, page_budget=1)
+    assert caught.group_contains(_EnoughError)
+    assert 5 <= pulled < 5 + 3 * 2  # the failing window, and a few per slot
 
 
 def test_client_accepts_a_config_with_overrides() -> None:

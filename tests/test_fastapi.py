@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -6,12 +7,33 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from fastapi import FastAPI, HTTPException
+from starlette.requests import Request
 
+from voiceapi_async import (
+    ClientConfig,
+    Page,
+    PageNumbers,
+    RecordStream,
+    Report,
+    ServerError,
+    Shape,
+    plan_windows,
+)
+from voiceapi_async.contrib.fastapi import (
+    csv_response,
+    get_voice_client,
+    ndjson_response,
+    open_stream,
+    voice_client_lifespan,
+)
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
 from voiceapi_async.testing._plugin import serve_in_thread
 
@@ -101,6 +123,8 @@ async def get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 RANGE = (dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 3, 23, 59, 59))
+FIRST_THREE_DAYS = RANGE
+MARCH = (dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 31, 23, 59, 59))
 
 
 @pytest.mark.asyncio
@@ -247,3 +271,213 @@ async def test_upstream_errors_map_to_their_status(
     assert "wrong-secret" not in stderr
     if header:
         assert int(headers[header]) >= 1
+
+
+@pytest.mark.asyncio
+async def test_ranges_the_planner_refuses_are_422_at_once_and_the_app_stays_live(
+    sim: VoiceSimulator, app: App
+) -> None:
+    """Millennia, year 9999 and year 1 are 422s naming the limit; /health answers meanwhile."""
+    urls = {
+        "/calls?from=0001-01-01&to=9998-12-31": "start='0001-01-01' is outside the dates",
+        "/calls?from=0002-01-01&to=9998-12-31&format=csv": (
+            "covers 3,651,329 days, more than the limit of 3,660 days "
+            "(ClientConfig.max_days, VOICEAPI_MAX_DAYS)"
+        ),
+        "/recordings?from=2024-03-01&to=9999-12-31": "the supported range is 0001-01-02 to",
+        "/calls/summary?day=9999-12-31": "start='9999-12-31' is outside the dates",
+    }
+    paths = [*urls, "/health"] * 5
+    answers = await asyncio.gather(*(get(app.url + path) for path in paths))
+    for path, (status, _, body) in zip(paths, answers, strict=True):
+        if path == "/health":
+            assert status == 200
+            assert json.loads(body)["status"] == "ok"
+        else:
+            assert status == 422, body
+            assert urls[path] in json.loads(body)["detail"]
+    assert len(sim.observed.report_requests()) == 0
+
+
+@pytest.mark.asyncio
+async def test_the_app_takes_its_range_limit_from_voiceapi_max_days(sim: VoiceSimulator) -> None:
+    """With VOICEAPI_MAX_DAYS=31, 31 days stream and 32 are a 422 naming the limit."""
+    served = App(sim, VOICEAPI_MAX_DAYS="31")
+    try:
+        status, _, body = await get(f"{served.url}/calls?from=2024-03-01&to=2024-04-01")
+        assert status == 422
+        assert "covers 32 days, more than the limit of 31 days" in json.loads(body)["detail"]
+        assert len(sim.observed.report_requests()) == 0
+        status, _, body = await get(f"{served.url}/calls?from=2024-03-01&to=2024-03-31")
+        assert status == 200
+        assert len(body.splitlines()) == len(sim.ids_between("calls", *MARCH))
+    finally:
+        assert "Traceback" not in served.stop()
+
+
+@contextlib.asynccontextmanager
+async def failing_upstream(sim: VoiceSimulator, day: str) -> AsyncIterator[str]:
+    """Yield the API root of a proxy to ``sim`` that answers 500 for the whole day ``day``."""
+    async with aiohttp.ClientSession() as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            if any(day in value for value in request.query.values()):
+                return web.json_response({"message": "Server Error"}, status=500)
+            async with session.get(
+                sim.base_url + request.match_info["tail"],
+                params=request.query,
+                headers={"Authorization": request.headers.get("Authorization", "")},
+            ) as upstream:
+                body = await upstream.read()
+                return web.Response(
+                    body=body, status=upstream.status, content_type="application/json"
+                )
+
+        proxy = web.Application()
+        proxy.router.add_get("/api/v2/{tail:.*}", forward)
+        runner = web.AppRunner(proxy)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}/api/v2/"
+        finally:
+            await runner.cleanup()
+
+
+async def raw_get(url: str, path: str) -> tuple[bytes, bytes, bool]:
+    """GET over a bare socket; return the head, the de-chunked body and whether it ended."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    raw = await reader.read()  # until the server closes the connection
+    writer.close()
+    await writer.wait_closed()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    body = b""
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return head, body, True
+        body += rest[:size]
+        rest = rest[size + 2 :]
+    return head, body, False
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+async def test_a_failure_after_the_response_started_ends_with_an_error_line_and_an_abort(
+    sim: VoiceSimulator, fmt: str
+) -> None:
+    """Day 4 fails upstream: days 1-3, one error line, then no final chunk (aiohttp raises)."""
+    path = f"/calls?from=2024-03-01&to=2024-03-06&format={fmt}"
+    async with failing_upstream(sim, "Mar 04, 2024") as upstream:
+        served = App(
+            sim,
+            VOICEAPI_BASE_URL=upstream,
+            VOICEAPI_MAX_ATTEMPTS="1",
+            VOICEAPI_MAX_WINDOWS="1",
+            VOICEAPI_PER_PAGE="100",
+        )
+        try:
+            head, body, complete = await raw_get(served.url, path)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(served.url + path) as response,
+            ):
+                assert response.status == 200
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await response.read()
+        finally:
+            stderr = served.stop()
+    assert head.startswith(b"HTTP/1.1 200")
+    assert not complete
+    lines = body.decode().splitlines()
+    if fmt == "ndjson":
+        assert json.loads(lines[-1]) == {
+            "error": {"type": "ServerError", "status": 502, "message": "upstream failed"}
+        }
+        ids = [json.loads(line)["id"] for line in lines[:-1]]
+    else:
+        assert lines[0].startswith("id,call_from,call_to")
+        assert lines[-1] == "#error,ServerError,502,upstream failed"
+        ids = [line.split(",", 1)[0] for line in lines[1:-1]]
+    assert sorted(ids) == sorted(sim.ids_between("calls", *FIRST_THREE_DAYS))
+    assert "Traceback" not in stderr
+    assert TOKEN not in stderr
+
+
+def failing_stream(error: Exception) -> RecordStream[Any]:
+    """A record stream whose first page arrives and whose second fetch fails."""
+    (window,) = plan_windows("calls", "2024-03-01", "2024-03-01", "UTC")
+    numbers = PageNumbers(current_page=1, last_page=2, per_page=10, total=20)
+
+    async def produce(emit: Any) -> None:
+        await emit(None)
+        raise error
+
+    def make_page(_item: Any) -> Page[Any]:
+        return Page(records=[], window=window, shape=Shape.PAGINATOR, numbers=numbers)
+
+    return RecordStream(produce, report=Report.CALLS, make_page=make_page, description="t")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("error", "kind", "status", "message"),
+    [
+        (ServerError("boom", status=500), "ServerError", 502, "upstream failed"),
+        (RuntimeError("a bug"), "InternalError", 500, "internal error"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+async def test_the_error_line_is_the_last_body_message_and_the_response_never_ends(
+    error: Exception,
+    kind: str,
+    status: int,
+    message: str,
+    fmt: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At the ASGI level: the error line is sent and logged, then no final body message."""
+    respond = ndjson_response if fmt == "ndjson" else csv_response
+    response = await respond(failing_stream(error))
+    sent: list[MutableMapping[str, Any]] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "GET", "path": "/"}
+    await response(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert all(m["more_body"] for m in sent[1:])
+    last = sent[-1]["body"].decode()
+    if fmt == "ndjson":
+        assert json.loads(last) == {"error": {"type": kind, "status": status, "message": message}}
+    else:
+        assert last == f"#error,{kind},{status},{message}\n"
+    (logged,) = [r for r in caplog.records if r.name == "voiceapi_async.contrib.fastapi"]
+    assert "failed after the response started" in logged.getMessage()
+    assert logged.levelname == ("WARNING" if kind == "ServerError" else "ERROR")
+
+
+@pytest.mark.asyncio
+async def test_the_lifespan_takes_a_tighter_max_days_for_the_web() -> None:
+    """voice_client_lifespan(max_days=7): an 8-day range is a 422 naming the limit of 7."""
+    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t")
+    app = FastAPI(lifespan=voice_client_lifespan(config, max_days=7))
+    async with app.router.lifespan_context(app):
+        client = get_voice_client(Request({"type": "http", "app": app}))
+        assert client.config.max_days == 7
+        with pytest.raises(HTTPException) as caught:
+            open_stream(lambda: client.calls("2024-03-01", "2024-03-08"))
+        assert caught.value.status_code == 422
+        assert "covers 8 days, more than the limit of 7 days" in caught.value.detail
+        open_stream(lambda: client.calls("2024-03-01", "2024-03-07"))

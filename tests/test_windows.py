@@ -1,5 +1,6 @@
 import datetime as dt
 import itertools
+import tracemalloc
 from zoneinfo import ZoneInfo
 
 import pendulum
@@ -8,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voiceapi_async import Report, Window, plan_windows, split_window
-from voiceapi_async._windows import first_outside, resolve_timezone, wall_time
+from voiceapi_async._windows import (
+    FIRST_DAY,
+    LAST_DAY,
+    first_outside,
+    plan_range,
+    resolve_timezone,
+    wall_time,
+)
 
 ZONES = ["UTC", "Asia/Kolkata", "America/New_York"]
 
@@ -153,3 +161,100 @@ def test_first_outside_judges_both_ends_inclusively_to_the_second() -> None:
     utc_midnight = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)  # 05:30 in Kolkata: inside
     assert first_outside(day, [utc_midnight.astimezone(tz)]) is None
     assert first_outside(day, [utc_midnight - dt.timedelta(hours=6)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "named"),
+    [
+        ("9999-12-31", "9999-12-31", "start='9999-12-31'"),
+        ("2024-01-01", "9999-12-31", "end='9999-12-31'"),
+        ("0001-01-01", "2024-01-01", "start='0001-01-01'"),
+        (dt.date.min, dt.date(2024, 1, 1), "start='0001-01-01'"),
+        ("2024-01-01", dt.date.max, "end='9999-12-31'"),
+    ],
+)
+def test_days_the_planner_cannot_represent_are_value_errors(
+    start: object, end: object, named: str
+) -> None:
+    """Year 9999's last day or year 1's first is a ValueError naming it and the range."""
+    with pytest.raises(ValueError, match="outside the dates the planner supports") as caught:
+        plan_windows("calls", start, end, "Asia/Kolkata")  # type: ignore[arg-type]
+    assert named in str(caught.value)
+    assert "the supported range is 0001-01-02 to 9999-12-30" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (dt.datetime.max.replace(tzinfo=dt.UTC), "(it falls outside the calendar there)"),
+        ("9999-12-30T23:00:00-05:00", "(it is 9999-12-31 there)"),
+        (dt.datetime(1, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=3))), "outside the cal"),
+    ],
+)
+def test_aware_bounds_that_leave_the_calendar_in_the_account_zone_are_value_errors(
+    value: object, named: str
+) -> None:
+    """An aware datetime whose conversion to the account zone overflows is a ValueError."""
+    with pytest.raises(ValueError, match="the supported range is") as caught:
+        plan_windows("calls", "2024-01-01", value, "Asia/Kolkata")  # type: ignore[arg-type]
+    assert named in str(caught.value)
+    with pytest.raises(ValueError, match="the supported range is"):
+        plan_windows("calls", value, "9999-12-30", "Asia/Kolkata")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "America/New_York"])
+def test_the_first_and_last_supported_days_plan_and_convert(zone: str) -> None:
+    """The edge days plan one window each, which converts to UTC and steps by a second."""
+    (first,) = plan_windows("calls", FIRST_DAY, FIRST_DAY, zone)
+    (last,) = plan_windows("calls", LAST_DAY.isoformat(), LAST_DAY.isoformat(), zone)
+    assert first.key == "calls/0001-01-02"
+    assert last.key == "calls/9999-12-30"
+    for window in (first, last):
+        assert window.start.in_timezone("UTC") <= window.end.in_timezone("UTC")
+        assert split_window(window, 86_400)[-1].end.add(seconds=1).date() > window.start.date()
+
+
+def test_a_range_longer_than_max_days_is_refused_naming_length_and_limit() -> None:
+    """max_days=31 takes 31 days and refuses 32, naming both numbers and the setting."""
+    assert len(plan_windows("calls", "2024-01-01", "2024-01-31", "UTC", max_days=31)) == 31
+    with pytest.raises(ValueError, match="more than the limit") as caught:
+        plan_windows("calls", "2024-01-01", "2024-02-01", "UTC", max_days=31)
+    assert str(caught.value) == (
+        "the range 2024-01-01..2024-02-01 covers 32 days, more than the limit of 31 days "
+        "(max_days): ask for a shorter range, or raise the limit"
+    )
+    with pytest.raises(
+        ValueError, match=r"covers 3,651,329 days, more than the limit of 3,660 days"
+    ):
+        plan_range("calls", "0002-01-01", "9998-12-31", "UTC", max_days=3660)
+    with pytest.raises(ValueError, match=r"\(VOICEAPI_MAX_DAYS\)"):
+        plan_range(
+            "calls", "2024-01-01", "2024-01-02", "UTC", max_days=1, setting="VOICEAPI_MAX_DAYS"
+        )
+
+
+def test_a_plan_costs_the_same_for_a_millennium_as_for_a_day() -> None:
+    """Planning 0001..9999 allocates a few kilobytes: windows are made as they are taken."""
+    tracemalloc.start()
+    try:
+        plan = plan_range("calls", FIRST_DAY, LAST_DAY, "Asia/Kolkata")
+        first_two = list(itertools.islice(plan, 2))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    assert len(plan) == plan.days == (LAST_DAY - FIRST_DAY).days + 1
+    assert first_two == plan_windows("calls", "0001-01-02", "0001-01-03", "Asia/Kolkata")
+    assert plan.start == first_two[0].start
+    assert plan.end == pendulum.datetime(9999, 12, 30, 23, 59, 59, tz="Asia/Kolkata")
+
+
+def test_a_lazy_plan_yields_exactly_the_planned_windows() -> None:
+    """Iterating a plan gives plan_windows' list, partial first and last days included."""
+    start = "2024-03-09T10:00:00-05:00"
+    end = "2024-03-12T08:30:00-04:00"
+    plan = plan_range("recordings", start, end, "America/New_York")
+    windows = plan_windows("recordings", start, end, "America/New_York")
+    assert list(plan) == list(plan) == windows
+    assert len(plan) == len(windows) == 4
+    assert (plan.start, plan.end) == (windows[0].start, windows[-1].end)

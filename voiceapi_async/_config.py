@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -18,20 +20,89 @@ _AT_LEAST_ONE = attrs.validators.ge(1)
 _NOT_NEGATIVE = attrs.validators.ge(0.0)
 _NOT_NEGATIVE_INT = attrs.validators.ge(0)
 
+DEFAULT_MAX_DAYS = 3660
+"""The longest range a stream may cover by default: about ten years."""
+
+_EXAMPLE_URL = "'https://portal.example.com/api/v2/'"
+
 
 def _base_url(value: str) -> str:
+    """Check the API root and give it its trailing slash.
+
+    Messages show the URL without its query, fragment or user info: those are
+    where a careless caller puts a secret.
+    """
+    if not isinstance(value, str):
+        raise TypeError(
+            f"base_url must be a string like {_EXAMPLE_URL}, not {type(value).__name__}"
+        )
     value = value.strip()
-    if not value.startswith(("http://", "https://")):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
         raise ValueError(
-            f"base_url must start with http:// or https://, like "
-            f"'https://portal.example.com/api/v2/', not {value!r}"
+            f"base_url is not a valid URL ({exc}): give the API root, like {_EXAMPLE_URL}"
+        ) from None
+    host = parts.netloc.rpartition("@")[2]
+    shown = repr(parts._replace(netloc=host, query="", fragment="").geturl())
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(
+            f"base_url must start with http:// or https://, like {_EXAMPLE_URL}, not {shown}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"base_url {shown} has no host: give the API root, like {_EXAMPLE_URL}")
+    if "?" in value or "#" in value:
+        raise ValueError(
+            f"base_url {shown} has a query string or a fragment ('?...' or '#...'), which "
+            "would swallow the report's path: give only the API root, like "
+            f"{_EXAMPLE_URL} (the token goes in token=)"
+        )
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"base_url {shown} carries user info ('user:password@'): give only the API "
+            f"root, like {_EXAMPLE_URL} (the API authenticates with token=)"
+        )
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(
+            f"base_url {shown} contains whitespace or a control character: remove it "
+            f"(an API root looks like {_EXAMPLE_URL})"
         )
     return value if value.endswith("/") else value + "/"
 
 
 def _check_token(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    """Refuse a token that cannot be sent as it is; never show it."""
+    if not isinstance(value, str):
+        raise TypeError(f"token must be a string, not {type(value).__name__}")
     if not value or not value.strip():
         raise ValueError("token is empty: pass the account's API token (or set VOICEAPI_TOKEN)")
+    for index, char in enumerate(value):
+        if "!" <= char <= "~":
+            continue
+        if char.isspace():
+            kind = "whitespace"
+        elif unicodedata.category(char) in ("Cc", "Cf"):
+            kind = "a control character"
+        else:
+            kind = "a character outside printable ASCII"
+        where = (
+            "at its start"
+            if index == 0
+            else "at its end"
+            if index == len(value) - 1
+            else "inside it"
+        )
+        raise ValueError(
+            f"the token contains {kind} ({_char_name(char)}) {where}: an API token is "
+            "printable ASCII without spaces; check for a stray newline or space copied "
+            "with it (the token itself is not shown)"
+        )
+
+
+def _char_name(char: str) -> str:
+    """Name a character by code point only (a name like LATIN SMALL LETTER would reveal it)."""
+    return f"U+{ord(char):04X}"
 
 
 def _check_timezone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -84,6 +155,8 @@ class ClientConfig:
         deadline: seconds a whole stream may take (None: no limit).
         split_pages: a day whose first page announces more pages is read as smaller windows.
         rereads: times a window is read again when its records do not match its total.
+        max_days: the most calendar days one stream may cover; a longer range is a
+            ``ValueError`` before anything is fetched (default 3660, about ten years).
         trust_env: let aiohttp read proxy settings from the environment.
         user_agent: the ``User-Agent`` header.
     """
@@ -105,6 +178,7 @@ class ClientConfig:
     )
     split_pages: int = attrs.field(default=50, validator=_AT_LEAST_ONE)
     rereads: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
+    max_days: int = attrs.field(default=DEFAULT_MAX_DAYS, validator=_AT_LEAST_ONE)
     trust_env: bool = False
     user_agent: str = "voiceapi-async"
 
@@ -115,7 +189,8 @@ class ClientConfig:
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
         ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
-        ``VOICEAPI_READ_TIMEOUT`` and ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request).
+        ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS`` and ``VOICEAPI_MAX_ATTEMPTS``
+        (attempts per request).
 
         Raises:
             ValueError: a variable is missing or malformed (named in the message).
@@ -155,5 +230,6 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "rate_limit": int,
     "attempt_timeout": float,
     "read_timeout": float,
+    "max_days": int,
     "max_attempts": int,
 }

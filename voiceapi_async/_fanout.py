@@ -12,7 +12,7 @@ into the shared queue as their pages complete.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from voiceapi_async._gate import Admission, PageGate
@@ -35,7 +35,7 @@ _WINDOW_DONE = object()
 
 
 async def run_windows(
-    windows: Sequence[Window],
+    windows: Iterable[Window],
     read: ReadWindow,
     emit: Callable[[Any], Awaitable[None]],
     *,
@@ -44,6 +44,8 @@ async def run_windows(
     page_budget: int,
 ) -> None:
     """Read every window, at most ``max_windows`` at once, emitting their pages.
+
+    ``windows`` is iterated lazily, one window as a slot frees up.
 
     At most ``page_budget`` pages are between fetch and hand-off at a time, earliest
     window first. With ``ordered`` the pages come window by window, each window's
@@ -56,7 +58,7 @@ async def run_windows(
         async with asyncio.TaskGroup() as group:
             for rank, window in enumerate(windows):
                 await slots.acquire()
-                group.create_task(_release_after(slots, read(window, emit, gate.admission(rank))))
+                group.create_task(_release_after(slots, read, window, emit, gate.admission(rank)))
         return
     queues: asyncio.Queue[tuple[int, asyncio.Queue[Any]] | None] = asyncio.Queue()
 
@@ -85,8 +87,16 @@ async def run_windows(
         group.create_task(merge())
 
 
-async def _release_after(slots: asyncio.Semaphore, work: Awaitable[None]) -> None:
+async def _release_after(
+    slots: asyncio.Semaphore,
+    read: ReadWindow,
+    window: Window,
+    emit: Callable[[Any], Awaitable[None]],
+    admission: Admission,
+) -> None:
+    # The read starts inside the task: a task cancelled before it runs leaves no
+    # coroutine that was never awaited.
     try:
-        await work
+        await read(window, emit, admission)
     finally:
         slots.release()

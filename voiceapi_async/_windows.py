@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
+import attrs
 import pendulum
 
 from voiceapi_async._models import Report, Window
@@ -25,6 +26,16 @@ DateLike = dt.date | dt.datetime | str
 
 _ONE_SECOND = dt.timedelta(seconds=1)
 _LAST_SECOND = dt.time(23, 59, 59)
+
+FIRST_DAY = dt.date(1, 1, 2)
+"""The earliest day a range may cover.
+
+A day short of ``datetime``'s limits on either side, so that any window can still be
+converted to another time zone and stepped by a second.
+"""
+LAST_DAY = dt.date(9999, 12, 30)
+"""The latest day a range may cover (see :data:`FIRST_DAY`)."""
+_SUPPORTED = f"the supported range is {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
 
 
 def resolve_timezone(tz: TimezoneLike) -> Timezone:
@@ -76,12 +87,34 @@ def _bound(value: DateLike, tz: Timezone, *, name: str, is_end: bool) -> dt.date
                 "give it a time zone (pendulum.datetime(..., tz='Asia/Kolkata') or "
                 "dt.replace(tzinfo=ZoneInfo('Asia/Kolkata'))), or pass a date for whole days"
             )
-        return wall_time(pendulum.instance(value).in_timezone(tz))
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, _LAST_SECOND if is_end else dt.time())
-    raise TypeError(
-        f"{name} must be a date, an aware datetime or an ISO 8601 string, "
-        f"not {type(value).__name__}"
+        try:
+            wall = wall_time(pendulum.instance(value).in_timezone(tz))
+        except OverflowError:
+            raise _unsupported(name, value, None) from None
+    elif isinstance(value, dt.date):
+        wall = dt.datetime.combine(value, _LAST_SECOND if is_end else dt.time())
+    else:
+        raise TypeError(
+            f"{name} must be a date, an aware datetime or an ISO 8601 string, "
+            f"not {type(value).__name__}"
+        )
+    if not FIRST_DAY <= wall.date() <= LAST_DAY:
+        raise _unsupported(name, value, wall.date())
+    return wall
+
+
+def _unsupported(name: str, value: dt.date, there: dt.date | None) -> ValueError:
+    """The error for a bound outside FIRST_DAY..LAST_DAY (``there``: its day in the zone)."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if there is None:
+        where = " (it falls outside the calendar there)"
+    elif there != day:
+        where = f" (it is {there.isoformat()} there)"
+    else:
+        where = ""
+    return ValueError(
+        f"{name}={value.isoformat()!r} is outside the dates the planner supports in the account's "
+        f"time zone{where}: {_SUPPORTED}; ask for a range within it"
     )
 
 
@@ -98,17 +131,58 @@ def _parse_iso(text: str, *, name: str) -> dt.date | dt.datetime:
         ) from None
 
 
-def plan_windows(
-    report: Report | str, start: DateLike, end: DateLike, tz: TimezoneLike
-) -> list[Window]:
-    """Split the inclusive range ``start``..``end`` into one window per calendar day.
+@attrs.frozen
+class WindowPlan:
+    """The per-day windows of one range, made one at a time as they are iterated.
 
-    Dates and ISO date strings cover whole days; aware datetimes are exact to the
-    second (and converted to ``tz``). The first and last windows may be parts of days.
+    Building a plan costs the same for a day as for a century: only its bounds are
+    checked and kept. Iterating it yields the windows of :func:`plan_windows`.
+    """
 
-    Raises:
-        TypeError: a naive datetime, or a value of the wrong type.
-        ValueError: ``end`` is before ``start``, or a string is not ISO 8601.
+    report: Report
+    zone: Timezone
+    first: dt.datetime
+    """The range's first second, naive wall time in ``zone``."""
+    last: dt.datetime
+    """The range's last second (inclusive), naive wall time in ``zone``."""
+
+    @property
+    def days(self) -> int:
+        """The number of calendar days (and so of windows) in the range."""
+        return (self.last.date() - self.first.date()).days + 1
+
+    @property
+    def start(self) -> pendulum.DateTime:
+        """The first window's start."""
+        return localize(self.first, self.zone)
+
+    @property
+    def end(self) -> pendulum.DateTime:
+        """The last window's end."""
+        return localize(self.last, self.zone)
+
+    def __len__(self) -> int:
+        return self.days
+
+    def __iter__(self) -> Iterator[Window]:
+        report, zone = self.report, self.zone
+        for lo, hi in _day_spans(self.first, self.last):
+            yield Window(report, localize(lo, zone), localize(hi, zone))
+
+
+def plan_range(
+    report: Report | str,
+    start: DateLike,
+    end: DateLike,
+    tz: TimezoneLike,
+    *,
+    max_days: int | None = None,
+    setting: str = "max_days",
+) -> WindowPlan:
+    """Check the range ``start``..``end`` and return its lazy :class:`WindowPlan`.
+
+    Same arguments and errors as :func:`plan_windows`; ``setting`` names where
+    ``max_days`` comes from in the error message. Runs in constant time.
     """
     report = Report(report)
     zone = resolve_timezone(tz)
@@ -119,9 +193,37 @@ def plan_windows(
             f"end ({last:%Y-%m-%d %H:%M:%S}) is before start ({first:%Y-%m-%d %H:%M:%S}) "
             f"in {zone.name}: swap them"
         )
-    return [
-        Window(report, localize(lo, zone), localize(hi, zone)) for lo, hi in _day_spans(first, last)
-    ]
+    plan = WindowPlan(report, zone, first, last)
+    if max_days is not None and plan.days > max_days:
+        raise ValueError(
+            f"the range {first:%Y-%m-%d}..{last:%Y-%m-%d} covers {plan.days:,} days, "
+            f"more than the limit of {max_days:,} days ({setting}): ask for a shorter "
+            "range, or raise the limit"
+        )
+    return plan
+
+
+def plan_windows(
+    report: Report | str,
+    start: DateLike,
+    end: DateLike,
+    tz: TimezoneLike,
+    *,
+    max_days: int | None = None,
+) -> list[Window]:
+    """Split the inclusive range ``start``..``end`` into one window per calendar day.
+
+    Dates and ISO date strings cover whole days; aware datetimes are exact to the
+    second (and converted to ``tz``). The first and last windows may be parts of days.
+    Days run from 0001-01-02 to 9999-12-30 (a day short of ``datetime``'s limits); a
+    range may cover at most ``max_days`` days (None: no limit).
+
+    Raises:
+        TypeError: a naive datetime, or a value of the wrong type.
+        ValueError: ``end`` is before ``start``, a string is not ISO 8601, a day lies
+            outside the supported range, or the range covers more than ``max_days`` days.
+    """
+    return list(plan_range(report, start, end, tz, max_days=max_days))
 
 
 def _day_spans(first: dt.datetime, last: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:

@@ -59,6 +59,8 @@ DEMO_TOKEN = "demo-token"
 DEMO_CALLS_PER_DAY = 400
 DEMO_DAYS = 90
 DEMO_SEED = 2024
+DEFAULT_MAX_DAYS = attrs.fields(ClientConfig).max_days.default or 0
+_MAX_DAYS_SETTING = "--max-days, VOICEAPI_MAX_DAYS"
 
 _err = Console(stderr=True)
 
@@ -73,6 +75,7 @@ class Connection:
     demo: bool
     rate_limit: int | None
     max_attempts: int
+    max_days: int
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +110,14 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="attempts per request before giving up",
         ),
+        click.option(
+            "--max-days",
+            envvar="VOICEAPI_MAX_DAYS",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_DAYS,
+            show_default=True,
+            help="the longest range, in days, a command may cover [VOICEAPI_MAX_DAYS]",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -121,6 +132,7 @@ def _connection(kwargs: dict[str, Any]) -> Connection:
         demo=kwargs.pop("demo"),
         rate_limit=kwargs.pop("rate_limit"),
         max_attempts=kwargs.pop("max_attempts"),
+        max_days=kwargs.pop("max_days"),
     )
 
 
@@ -150,7 +162,7 @@ def _stream_command(report: Report) -> Callable[..., None]:
     )
     def command(start: str, end: str, fmt: str, **kwargs: Any) -> None:
         connection = _connection(kwargs)
-        _validate_range(report, start, end, connection.timezone)
+        _validate_range(report, start, end, connection)
         _run(_stream_to_stdout(connection, report, start, end, fmt))
 
     command.__doc__ = f"Stream {report} for a range to stdout."
@@ -241,27 +253,33 @@ def backfill_command(
     except (ValueError, RuntimeError) as exc:
         _usage(str(exc))
     today = dt.datetime.now(dt.UTC).date()
-    if start is None:
-        if lookback_days is None and not connection.demo:
-            _usage("give --from (or --lookback-days for an incremental run)")
-        if lookback_days is not None:
-            start = lookback_start(lookback_days, connection.timezone).isoformat()
-        else:
-            start = (today - dt.timedelta(days=DEMO_DAYS)).isoformat()
+    if start is None and lookback_days is None and not connection.demo:
+        _usage("give --from (or --lookback-days for an incremental run)")
     if end is None:
         end = (today - dt.timedelta(days=1)).isoformat() if connection.demo else today.isoformat()
     reports = [Report.CALLS, Report.RECORDINGS] if what == "all" else [Report(what)]
-    lag = dt.timedelta(minutes=safety_lag_minutes)
     try:
+        first = (
+            None if lookback_days is None else lookback_start(lookback_days, connection.timezone)
+        )
+        if start is None:
+            start = (first or today - dt.timedelta(days=DEMO_DAYS)).isoformat()
+        lag = _minutes(safety_lag_minutes, "--safety-lag-minutes")
         plans = {
-            report: plan(report, start, end, connection.timezone, safety_lag=lag)
+            report: plan(
+                report,
+                start,
+                end,
+                connection.timezone,
+                safety_lag=lag,
+                max_days=connection.max_days,
+            )
             for report in reports
         }
     except (ValueError, TypeError) as exc:
-        _usage(str(exc))
+        _usage(_with_setting(str(exc)))
     force: set[str] = set()
-    if lookback_days is not None:
-        first = lookback_start(lookback_days, connection.timezone)
+    if first is not None:
         force = {w.key for ws in plans.values() for w in ws if w.start.date() >= first}
     summaries = _run(
         _backfill(
@@ -336,11 +354,24 @@ def _usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
-def _validate_range(report: Report, start: str, end: str, timezone: str) -> None:
+def _validate_range(report: Report, start: str, end: str, connection: Connection) -> None:
+    """Check the range before anything starts (at most ``max_days`` windows are made)."""
     try:
-        plan_windows(report, start, end, timezone)
+        plan_windows(report, start, end, connection.timezone, max_days=connection.max_days)
     except (ValueError, TypeError) as exc:
-        _usage(str(exc))
+        _usage(_with_setting(str(exc)))
+
+
+def _minutes(value: int, option: str) -> dt.timedelta:
+    try:
+        return dt.timedelta(minutes=value)
+    except OverflowError:
+        raise ValueError(f"{option} {value} is too large: use a number of minutes") from None
+
+
+def _with_setting(message: str) -> str:
+    """Name the command's own option where a message names the library's setting."""
+    return message.replace("(max_days)", f"({_MAX_DAYS_SETTING})")
 
 
 @contextlib.asynccontextmanager
@@ -349,6 +380,7 @@ async def _client(connection: Connection) -> AsyncIterator[VoiceClient]:
     settings: dict[str, Any] = {
         "timezone": connection.timezone,
         "retry": RetryPolicy(attempts=connection.max_attempts),
+        "max_days": connection.max_days,
     }
     if connection.rate_limit is not None:
         settings["rate_limit"] = connection.rate_limit

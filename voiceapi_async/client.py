@@ -18,7 +18,7 @@ from voiceapi_async._paging import RowsPage, WindowReader
 from voiceapi_async._protocol import PageData, build_request
 from voiceapi_async._stream import RecordStream
 from voiceapi_async._transport import Transport
-from voiceapi_async._windows import DateLike, first_outside, plan_windows
+from voiceapi_async._windows import DateLike, first_outside, plan_range
 
 if TYPE_CHECKING:
     import aiohttp
@@ -141,7 +141,8 @@ class VoiceClient:
         """Stream the calls whose ``end_at`` falls in ``start``..``end`` (both inclusive).
 
         Dates and ISO date strings cover whole days; aware datetimes are exact to the
-        second. Windows are per day in the account's time zone.
+        second. Windows are per day in the account's time zone, planned one at a time
+        as the stream reads them.
 
         Args:
             start: the first day, or an aware datetime.
@@ -151,7 +152,8 @@ class VoiceClient:
 
         Raises:
             TypeError: a naive datetime, or a value of the wrong type.
-            ValueError: ``end`` is before ``start``.
+            ValueError: ``end`` is before ``start``, a day lies outside 0001-01-02 to
+                9999-12-30, or the range covers more than ``max_days`` days.
             RuntimeError: the client is closed.
         """
         return self._stream(Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items)
@@ -187,8 +189,15 @@ class VoiceClient:
         max_items: int | None,
     ) -> RecordStream[RecordT]:
         self._check_open()
-        windows = plan_windows(report, start, end, self.config.timezone)
         config = self.config
+        windows = plan_range(
+            report,
+            start,
+            end,
+            config.timezone,
+            max_days=config.max_days,
+            setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
+        )
         budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
         reader = WindowReader(
             fetch=self._fetch,
@@ -228,7 +237,7 @@ class VoiceClient:
             produce,
             report=report,
             make_page=make_page,
-            description=f"{report} {windows[0].start.date()}..{windows[-1].end.date()}",
+            description=f"{report} {windows.first.date()}..{windows.last.date()}",
             max_items=max_items,
             deadline=config.deadline,
             on_page=self._count,

@@ -20,21 +20,30 @@ def plan(
     *,
     now: dt.datetime | None = None,
     safety_lag: dt.timedelta = DEFAULT_SAFETY_LAG,
+    max_days: int | None = None,
 ) -> list[Window]:
     """Return the windows of a backfill, one a day, each with a stable ``key``.
 
     Windows end no later than ``now - safety_lag`` in the account's time zone: a
     window reaching past that point is cut there (and gets a sub-day key), and
-    windows entirely after it are dropped.
+    windows entirely after it are dropped. A range of more than ``max_days`` days
+    (None: no limit) is refused before any window is made.
 
     Raises:
         TypeError: a naive datetime.
-        ValueError: ``end`` before ``start``, or the whole range is too recent.
+        ValueError: ``end`` before ``start``, a day the planner cannot represent, a
+            range longer than ``max_days``, a ``safety_lag`` reaching before year 1,
+            or the whole range is too recent.
     """
-    windows = plan_windows(report, start, end, tz)
+    windows = plan_windows(report, start, end, tz, max_days=max_days)
     zone = windows[0].start.tzinfo
     current = pendulum.instance(now or dt.datetime.now(dt.UTC)).astimezone(zone)
-    cutoff = current - safety_lag
+    try:
+        cutoff = current - safety_lag
+    except OverflowError:
+        raise ValueError(
+            f"safety lag {safety_lag} reaches before the year 1: use a shorter lag"
+        ) from None
     kept = []
     for window in windows:
         if window.start > cutoff:
@@ -56,7 +65,12 @@ def lookback_start(days: int, tz: TimezoneLike, *, now: dt.datetime | None = Non
         raise ValueError(f"lookback days must be 1 or more, not {days}")
     zone = tz if isinstance(tz, dt.tzinfo) else pendulum.timezone(tz)
     current = pendulum.instance(now or dt.datetime.now(dt.UTC)).astimezone(zone)
-    return current.date() - dt.timedelta(days=days - 1)
+    try:
+        return current.date() - dt.timedelta(days=days - 1)
+    except OverflowError:
+        raise ValueError(
+            f"lookback of {days:,} days reaches before the year 1: use fewer days"
+        ) from None
 
 
 def _floor_second(value: pendulum.DateTime) -> pendulum.DateTime:

@@ -28,13 +28,41 @@ bad range (``ValueError``/``TypeError``)    422     the reason
 ==========================================  ======  ===============================
 
 Messages never carry the token (the client's errors are redacted already).
+
+A range longer than the client's ``max_days`` (:class:`~voiceapi_async.ClientConfig`,
+``VOICEAPI_MAX_DAYS``, default 3660 days) is a 422 naming the limit, answered before
+anything is fetched; checking a range takes the same time for a day as for a
+millennium. A web app usually wants a tighter limit:
+``voice_client_lifespan(max_days=92)``.
+
+**A failure after the response started** (the status line is sent once the first
+page is in, so an upstream error on a later page) cannot change the status any more.
+The body then ends with one error line, after the last complete record, and the
+response is aborted: the server closes the connection without the final chunk, so
+an HTTP client sees an incomplete body (aiohttp: ``ClientPayloadError``; curl: exit
+18), never a clean end. The error line is, for NDJSON, a JSON object with a single
+key ``error``::
+
+    {"error": {"type": "ServerError", "status": 502, "message": "upstream failed"}}
+
+and for CSV, a row whose first field is ``#error`` (no record id starts with ``#``)::
+
+    #error,ServerError,502,upstream failed
+
+``type`` is the client error's class (``InternalError`` for anything else),
+``status`` and ``message`` what :data:`DEFAULT_ERROR_STATUSES` (or the mapping given)
+says for it. The failure is logged on this module's logger: a warning for a client
+error, an error with its traceback for anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import io
+import json
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -57,6 +85,7 @@ from voiceapi_async.export import Csv, ExportFormat, JsonLines, sort_records
 
 __all__ = [
     "DEFAULT_ERROR_STATUSES",
+    "ErrorStatuses",
     "RecordStreamResponse",
     "csv_response",
     "error_response",
@@ -78,6 +107,11 @@ DEFAULT_ERROR_STATUSES: Mapping[type[VoiceAPIError], tuple[int, str]] = {
 
 _STATE_KEY = "voice_client"
 
+logger = logging.getLogger(__name__)
+
+ErrorStatuses = Mapping[type[VoiceAPIError], tuple[int, str]]
+"""Client error type → (HTTP status, message), as in :data:`DEFAULT_ERROR_STATUSES`."""
+
 
 def voice_client_lifespan(
     config: ClientConfig | Callable[[], ClientConfig] = ClientConfig.from_env,
@@ -87,7 +121,9 @@ def voice_client_lifespan(
 
     Args:
         config: a config, or a callable returning one (default: from ``VOICEAPI_*``).
-        **client_options: passed to :class:`~voiceapi_async.VoiceClient`.
+        **client_options: passed to :class:`~voiceapi_async.VoiceClient`; config fields
+            given here override the config's, e.g. ``max_days=92`` for the longest
+            range a request may ask for.
     """
 
     @contextlib.asynccontextmanager
@@ -119,11 +155,17 @@ def open_stream(factory: Callable[[], RecordStream[Any]]) -> RecordStream[Any]:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
 
+class _AbortedError(Exception):
+    """The body ended with an error line: the response must not end cleanly."""
+
+
 class RecordStreamResponse(StreamingResponse):
     """A streamed response that owns a record stream and closes it however it ends.
 
     It listens for the HTTP client's disconnect while streaming, so a client that
-    goes away stops the upstream fetching at once, even between two pages.
+    goes away stops the upstream fetching at once, even between two pages. When the
+    body fails after the response started, it returns without the response's final
+    message, which makes the server abort the connection.
     """
 
     def __init__(
@@ -133,7 +175,7 @@ class RecordStreamResponse(StreamingResponse):
         self.record_stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream until done or disconnected; always close the record stream."""
+        """Stream until done, failed or disconnected; always close the record stream."""
 
         async def watch_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -149,28 +191,55 @@ class RecordStreamResponse(StreamingResponse):
                     task.cancel()
                 await asyncio.wait({streaming, watching})
             if streaming.done() and not streaming.cancelled():
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, _AbortedError):
                     streaming.result()
         finally:
             await self.record_stream.aclose()
 
 
-async def ndjson_response(stream: RecordStream[Any]) -> RecordStreamResponse:
+async def ndjson_response(
+    stream: RecordStream[Any], *, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES
+) -> RecordStreamResponse:
     """Stream records as NDJSON (one export row a line, :mod:`voiceapi_async.export`).
 
     The first page is fetched before the response starts, so an upstream failure
-    still becomes a proper HTTP error (see :func:`install_error_handlers`).
+    still becomes a proper HTTP error (see :func:`install_error_handlers`). A later
+    failure ends the body with one error line and aborts it (see the module's notes).
     """
-    return await _response(stream, JsonLines(), "application/x-ndjson")
+    return await _response(stream, JsonLines(), "application/x-ndjson", _ndjson_error, statuses)
 
 
-async def csv_response(stream: RecordStream[Any]) -> RecordStreamResponse:
-    """Stream records as CSV with one header row (the backfill's columns), even when empty."""
-    return await _response(stream, Csv(), "text/csv; charset=utf-8")
+async def csv_response(
+    stream: RecordStream[Any], *, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES
+) -> RecordStreamResponse:
+    """Stream records as CSV with one header row (the backfill's columns), even when empty.
+
+    A failure after the response started ends the body with one ``#error`` row and
+    aborts it (see the module's notes).
+    """
+    return await _response(stream, Csv(), "text/csv; charset=utf-8", _csv_error, statuses)
+
+
+_ErrorLine = Callable[[str, int, str], bytes]
+
+
+def _ndjson_error(kind: str, status: int, message: str) -> bytes:
+    line = {"error": {"type": kind, "status": status, "message": message}}
+    return json.dumps(line).encode() + b"\n"
+
+
+def _csv_error(kind: str, status: int, message: str) -> bytes:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(["#error", kind, status, message])
+    return text.getvalue().encode()
 
 
 async def _response(
-    stream: RecordStream[Any], export_format: ExportFormat, media_type: str
+    stream: RecordStream[Any],
+    export_format: ExportFormat,
+    media_type: str,
+    error_line: _ErrorLine,
+    statuses: ErrorStatuses,
 ) -> RecordStreamResponse:
     pages = stream.pages()
     try:
@@ -188,31 +257,47 @@ async def _response(
         return data
 
     async def body() -> AsyncIterator[bytes]:
-        if first is not None:
-            writer.write(sort_records(first.records))
-            yield drain()
-            async for page in pages:
-                writer.write(sort_records(page.records))
-                if chunk := drain():
-                    yield chunk
-        writer.close()
-        if chunk := drain():
-            yield chunk
+        try:
+            if first is not None:
+                writer.write(sort_records(first.records))
+                yield drain()
+                async for page in pages:
+                    writer.write(sort_records(page.records))
+                    if chunk := drain():
+                        yield chunk
+            writer.close()
+            if chunk := drain():
+                yield chunk
+        except Exception as exc:
+            drain()  # a page that failed half-written is dropped whole
+            yield error_line(*_failed_after_start(exc, stream, statuses))
+            raise _AbortedError from None
 
     return RecordStreamResponse(stream, body(), media_type)
 
 
+def _failed_after_start(
+    exc: Exception, stream: RecordStream[Any], statuses: ErrorStatuses
+) -> tuple[str, int, str]:
+    """Log a failure after the response started; return its (type, status, message)."""
+    if isinstance(exc, VoiceAPIError):
+        status, message = _status_of(exc, statuses)
+        logger.warning(
+            "%r failed after the response started (%s, aborting the response): %s",
+            stream,
+            type(exc).__name__,
+            exc,
+        )
+        return type(exc).__name__, status, message
+    logger.error("%r failed after the response started", stream, exc_info=exc)
+    return "InternalError", 500, "internal error"
+
+
 def error_response(
-    exc: VoiceAPIError,
-    statuses: Mapping[type[VoiceAPIError], tuple[int, str]] = DEFAULT_ERROR_STATUSES,
+    exc: VoiceAPIError, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES
 ) -> JSONResponse:
     """Return the HTTP answer for a client error, by the most specific mapped type."""
-    for cls in type(exc).__mro__:
-        if cls in statuses:
-            status, message = statuses[cls]
-            break
-    else:
-        status, message = 502, "upstream failed"
+    status, message = _status_of(exc, statuses)
     headers = {}
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -220,9 +305,14 @@ def error_response(
     return JSONResponse(detail, status_code=status, headers=headers)
 
 
-def install_error_handlers(
-    app: FastAPI, statuses: Mapping[type[VoiceAPIError], tuple[int, str]] = DEFAULT_ERROR_STATUSES
-) -> None:
+def _status_of(exc: VoiceAPIError, statuses: ErrorStatuses) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in statuses:
+            return statuses[cls]
+    return 502, "upstream failed"
+
+
+def install_error_handlers(app: FastAPI, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES) -> None:
     """Answer every client error raised in a handler with its mapped status."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
