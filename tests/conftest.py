@@ -18,6 +18,15 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def one_day(name: str) -> bytes:
+    """Return a calls fixture with the call that ends past midnight moved back into 2019-06-11.
+
+    The fixtures sample two days; a client asking for the one day 2019-06-11 would
+    rightly refuse the call that ended on 2019-06-12 (``OutOfWindowError``).
+    """
+    return fixture_bytes(name).replace(b"2019-06-12 00:12:03", b"2019-06-11 23:12:03")
+
+
 def fixture_json(name: str) -> Any:
     """Return a fixture file decoded as JSON."""
     return orjson.loads(fixture_bytes(name))

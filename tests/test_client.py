@@ -456,6 +456,18 @@ async def test_stalled_bodies_time_out_and_are_retried() -> None:
     )
 
 
+def test_max_response_bytes_setting() -> None:
+    """max_response_bytes defaults to 64 MiB, is read from the environment and must be >= 1."""
+    env = {"VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/", "VOICEAPI_TOKEN": "abc"}
+    assert ClientConfig.from_env(env).max_response_bytes == 64 * 1024 * 1024
+    config = ClientConfig.from_env({**env, "VOICEAPI_MAX_RESPONSE_BYTES": "1024"})
+    assert config.max_response_bytes == 1024
+    with pytest.raises(ValueError, match="VOICEAPI_MAX_RESPONSE_BYTES='lots'"):
+        ClientConfig.from_env({**env, "VOICEAPI_MAX_RESPONSE_BYTES": "lots"})
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        ClientConfig(base_url="https://x/api/v2/", token="abc", max_response_bytes=0)
+
+
 def test_config_from_env_and_validation() -> None:
     """from_env reads VOICEAPI_* variables; bad settings are named in the error."""
     env = {

@@ -358,14 +358,30 @@ def test_retry_after_as_http_date() -> None:
     [
         (None, None),
         ("3.5", 3.5),
-        ("-4", 0.0),
+        (" 17 ", 17.0),
+        ("0", 0.0),
+        ("1000000000000", 1e12),
+        ("-4", None),
+        ("-0", None),
+        ("+5", None),
+        ("nan", None),
+        ("NaN", None),
+        ("inf", None),
+        ("-inf", None),
+        ("1e3", None),
+        ("1_000", None),
+        ("9" * 400, None),
+        ("", None),
         ("soon", None),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
         ("Wed, 21 Oct 2015 07:28:00", 0.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 253402300799.0 - 1_700_000_000.0),
+        ("Mon, 32 Oct 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 99999 07:28:00 GMT", None),
     ],
 )
 def test_retry_after_values(value: str | None, expected: float | None) -> None:
-    """Unreadable Retry-After values give None, past dates give zero."""
+    """Unusable Retry-After values (negative, nan, inf, not digits) give None, past dates 0."""
     assert retry_after_seconds(value, now=1_700_000_000.0) == expected
 
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aioresponses import aioresponses
 
-from tests.conftest import EdgeResponse, fixture_bytes
+from tests.conftest import EdgeResponse, fixture_bytes, one_day
 from voiceapi_async import (
     PermissionDeniedError,
     RateLimitError,
@@ -24,14 +24,6 @@ CALLS = re.compile(r"^https://portal\.example\.test/api/v2/voice/calls\?.*$")
 TOKEN = "edge-token-5521"
 FAST = RetryPolicy(attempts=4, wait_initial=0.0, wait_max=0.01, wait_jitter=0.0)
 JSON = {"Content-Type": "application/json"}
-
-
-def one_day(name: str) -> bytes:
-    """Return a calls fixture with its call that ends past midnight moved back into 2019-06-11.
-
-    The fixtures sample two days; these tests ask for the one day 2019-06-11.
-    """
-    return fixture_bytes(name).replace(b"2019-06-12 00:12:03", b"2019-06-11 23:12:03")
 
 
 CALLS_A = one_day("calls_shape_a.json")

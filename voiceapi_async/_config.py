@@ -22,6 +22,8 @@ _NOT_NEGATIVE_INT = attrs.validators.ge(0)
 
 DEFAULT_MAX_DAYS = 3660
 """The longest range a stream may cover by default: about ten years."""
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""The default ``max_response_bytes``: 64 MiB, hundreds of times a paged answer."""
 
 _EXAMPLE_URL = "'https://portal.example.com/api/v2/'"
 
@@ -124,7 +126,10 @@ class RetryPolicy:
         wait_initial: the first backoff, in seconds.
         wait_max: the longest backoff between two attempts.
         wait_jitter: the most random seconds added to each backoff.
-        max_retry_after: the longest ``Retry-After`` honoured; longer asks are capped.
+        max_retry_after: the longest wait after a 429; longer ``Retry-After`` asks (a
+            date years ahead too) are cut to it. A 429 whose ``Retry-After`` is absent
+            or unusable (negative, not a finite number, not a date) waits 1 s, at most
+            this.
     """
 
     attempts: int = attrs.field(default=6, validator=_AT_LEAST_ONE)
@@ -153,6 +158,12 @@ class ClientConfig:
         read_timeout: seconds to wait for more of a response, per attempt.
         attempt_timeout: seconds for a whole attempt.
         deadline: seconds a whole stream may take (None: no limit).
+        max_response_bytes: the most bytes one response body may hold, counted after
+            decompression while it streams in; a larger body is a
+            ``ResponseFormatError`` and is not retried. 64 MiB by default: a paged
+            answer is far smaller, but a server that answers a whole day as one bare
+            list (about 650 bytes a call) reaches it near 100,000 calls a day.
+            At most ``max_in_flight`` bodies are read at once.
         split_pages: a day whose first page announces more pages is read as smaller windows.
         rereads: times a window is read again when its records do not match its total.
         max_days: the most calendar days one stream may cover; a longer range is a
@@ -176,6 +187,9 @@ class ClientConfig:
     deadline: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_POSITIVE)
     )
+    max_response_bytes: int = attrs.field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, validator=_AT_LEAST_ONE
+    )
     split_pages: int = attrs.field(default=50, validator=_AT_LEAST_ONE)
     rereads: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
     max_days: int = attrs.field(default=DEFAULT_MAX_DAYS, validator=_AT_LEAST_ONE)
@@ -189,8 +203,8 @@ class ClientConfig:
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
         ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
-        ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS`` and ``VOICEAPI_MAX_ATTEMPTS``
-        (attempts per request).
+        ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``
+        and ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request).
 
         Raises:
             ValueError: a variable is missing or malformed (named in the message).
@@ -231,5 +245,6 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "attempt_timeout": float,
     "read_timeout": float,
     "max_days": int,
+    "max_response_bytes": int,
     "max_attempts": int,
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import enum
+import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +47,7 @@ DATE_FILTERS: Mapping[Report, str] = {
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _OK_STATUSES = frozenset({"OK", 200, "200"})
+_SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 class AuthMode(enum.StrEnum):
@@ -438,23 +441,27 @@ def _int_header(value: str | None) -> int | None:
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
     """Read a ``Retry-After`` header: seconds, or an HTTP date (then relative to ``now``).
 
-    Returns ``None`` when the header is absent or unreadable; never a negative number.
+    Seconds are digits with an optional fraction (``"17"``, ``"0.5"``); a date already
+    past gives ``0.0``. Returns ``None`` when the header is absent or unusable: a
+    negative number, ``nan``, ``inf``, a number too large for a float, or text that is
+    neither digits nor a date. A very long wait is returned as asked: the transport
+    caps it (``RetryPolicy.max_retry_after``) and waits its default for ``None``.
     """
     if value is None:
         return None
     text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    if _SECONDS_RE.fullmatch(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        target = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return max(0.0, target - current)
 
 
 def next_page(page: PageData) -> int | None:

@@ -24,6 +24,7 @@ from voiceapi_async._config import ClientConfig
 from voiceapi_async._errors import (
     RateLimitError,
     RequestTimeoutError,
+    ResponseFormatError,
     TransportError,
     VoiceAPIError,
 )
@@ -37,6 +38,7 @@ logger.addHandler(logging.NullHandler())
 logging.getLogger("stamina").addHandler(logging.NullHandler())
 
 _DEFAULT_RETRY_AFTER = 1.0
+_EXCERPT_BYTES = 1024
 
 
 @attrs.define
@@ -139,6 +141,11 @@ class Transport:
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _backoff(self, exc: Exception) -> bool | float:
+        """Decide a retry for stamina: ``False`` (none), ``True`` (backoff) or seconds.
+
+        A 429 waits its ``Retry-After`` cut to ``max_retry_after``, or 1 s (also cut)
+        when the header is absent or unusable: never no wait because of a bad header.
+        """
         if not isinstance(exc, VoiceAPIError) or not exc.retryable:
             return False
         if isinstance(exc, RateLimitError):
@@ -171,7 +178,7 @@ class Transport:
                     allow_redirects=False,
                     timeout=self._timeout,
                 ) as response:
-                    body = await response.read()
+                    body = await self._read_body(response, url)
                     status, headers = response.status, response.headers
             except TimeoutError:
                 raise RequestTimeoutError(
@@ -196,6 +203,44 @@ class Transport:
         except RateLimitError:
             self.counts.rate_limited += 1
             raise
+
+    async def _read_body(self, response: aiohttp.ClientResponse, url: str) -> bytes:
+        """Read the body, decompressed, failing as soon as it passes ``max_response_bytes``.
+
+        ``readany`` keeps aiohttp's bounded inflation: each step inflates at most its
+        read buffer (64 KiB by default), where ``read()`` would inflate whole network
+        chunks without limit.
+        """
+        limit = self._config.max_response_bytes
+        announced = response.content_length
+        if (
+            announced is not None
+            and announced > limit
+            and not response.headers.get("Content-Encoding")
+        ):
+            response.close()
+            raise self._too_large(f"announces {announced} bytes (Content-Length)", url, b"")
+        content = response.content
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                start = chunks[0] if chunks else chunk
+                raise self._too_large(f"passed {size} bytes", url, start[:_EXCERPT_BYTES])
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, what: str, url: str, start: bytes) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"response body {what}, more than max_response_bytes "
+            f"({self._config.max_response_bytes} bytes; raise it only if the server "
+            f"really sends pages this large)",
+            url=url,
+            body=start,
+            secrets=self._secrets,
+        )
 
 
 def _limiter(per_minute: int) -> AsyncLimiter | None:
