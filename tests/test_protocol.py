@@ -260,8 +260,29 @@ def test_rows_that_are_not_a_list_and_bad_meta_are_format_errors() -> None:
     """data.data must be a list and meta an object."""
     with pytest.raises(ResponseFormatError, match=r"\$\.data\.data is not a list"):
         decipher(200, JSON, orjson.dumps({"status": "OK", "data": {"data": {}}}))
-    with pytest.raises(ResponseFormatError, match=r"\$\.meta is not an object"):
+    with pytest.raises(ResponseFormatError, match=r"\$\.meta is list, not an object"):
         decipher(200, JSON, orjson.dumps({"status": "OK", "data": [], "meta": []}))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"status": "OK", "data": [{"id": "a"}], "meta": None},
+        {"status": "OK", "data": [{"id": "a"}], "links": {"next": "https://x/?page=2"}},
+    ],
+)
+def test_a_paginated_list_without_its_numbers_is_not_read_as_one_page(
+    document: dict[str, Any],
+) -> None:
+    """A null meta, or a next link without meta: a format error, not a silent first page."""
+    with pytest.raises(ResponseFormatError, match=r"paging numbers"):
+        decipher(200, JSON, orjson.dumps(document))
+
+
+def test_a_bare_list_with_a_null_next_link_is_still_one_page() -> None:
+    """Links without a next page do not make a bare list paginated."""
+    body = orjson.dumps({"status": "OK", "data": [{"id": "a"}], "links": {"next": None}})
+    assert decipher(200, JSON, body).shape is Shape.BARE_LIST
 
 
 def test_redirect_means_not_authenticated() -> None:

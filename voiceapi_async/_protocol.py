@@ -360,8 +360,13 @@ class _Reply:
             next_link = data.get("next_page_url")
             return self._paged(Shape.PAGINATOR, rows, "$.data.data", data, "$.data", next_link)
         if isinstance(data, list):
-            meta = document.get("meta")
-            if meta is None:
+            if "meta" not in document:
+                links = document.get("links")
+                if isinstance(links, dict) and links.get("next") is not None:
+                    raise self._format_error(
+                        "response links to a next page ($.links.next) but has no $.meta: "
+                        "its paging numbers are missing"
+                    )
                 return PageData(
                     shape=Shape.BARE_LIST,
                     rows=data,
@@ -377,8 +382,12 @@ class _Reply:
                     has_next_link=False,
                     body=self.body,
                 )
+            meta = document["meta"]
             if not isinstance(meta, dict):
-                raise self._format_error("$.meta is not an object")
+                raise self._format_error(
+                    f"$.meta is {type(meta).__name__}, not an object: a paginated answer "
+                    "without its paging numbers"
+                )
             links = document.get("links")
             next_link = links.get("next") if isinstance(links, dict) else None
             return self._paged(Shape.RESOURCE, data, "$.data", meta, "$.meta", next_link)
