@@ -304,12 +304,26 @@ def test_html_login_page_means_not_authenticated(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(502, ServerError), (503, ServerError), (429, RateLimitError), (404, NotFoundError)],
+    [
+        (502, ServerError),
+        (503, ServerError),
+        (429, RateLimitError),
+        (404, NotFoundError),
+        (403, PermissionDeniedError),
+        (422, ValidationError),
+        (400, APIStatusError),
+    ],
 )
-def test_html_error_pages_from_proxies_map_by_status(status: int, error: type[Exception]) -> None:
-    """An HTML page with a 5xx, 404 or 429 is that failure, not a login problem."""
+def test_html_error_pages_from_proxies_map_by_status(
+    status: int, error: type[APIStatusError]
+) -> None:
+    """An HTML page with a 4xx (but 401) or 5xx is that failure, not a login problem."""
     with pytest.raises(error, match="HTML error page"):
         decipher(status, {"content-type": "text/html"}, b"<html><h1>Bad Gateway</h1></html>")
+    with pytest.raises(error) as caught:
+        decipher(status, {}, b"  <html><h1>Bad Gateway</h1></html>")
+    assert not isinstance(caught.value, AuthenticationError)
+    assert caught.value.retryable == (status >= 500 or status == 429)
 
 
 def test_error_401_fixture() -> None:

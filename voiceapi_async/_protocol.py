@@ -293,7 +293,7 @@ class _Reply:
         )
 
     def _raise_for_html(self) -> None:
-        if self.status >= 500 or self.status in (403, 404, 429):
+        if self.status >= 400 and self.status != 401:  # a proxy's or server's error page
             self._raise_for_status(self.status, "the server answered with an HTML error page")
         raise AuthenticationError(
             "got an HTML page (the login page) instead of JSON: the token is missing or wrong",
