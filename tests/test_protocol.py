@@ -529,3 +529,17 @@ def test_a_bare_list_has_no_paging_numbers_to_doubt() -> None:
     """Shape A is one page: nothing to check."""
     page = decipher(200, JSON, fixture_bytes("calls_shape_a.json"))
     assert implausible_numbers(page, 1) is None
+
+
+@pytest.mark.parametrize("http", [500, 503])
+@pytest.mark.parametrize(
+    "document",
+    [{"status": "ERROR", "code": 200, "message": "x"}, {"status": "OK", "code": 200}],
+)
+def test_a_success_code_in_a_failed_answer_does_not_hide_the_http_status(
+    http: int, document: dict[str, Any]
+) -> None:
+    """HTTP 5xx with "code": 200 in the body is a ServerError, and so retried."""
+    with pytest.raises(ServerError) as caught:
+        decipher(http, JSON, orjson.dumps(document))
+    assert (caught.value.status, caught.value.code, caught.value.retryable) == (http, 200, True)

@@ -322,7 +322,12 @@ class _Reply:
             raise APIStatusError(
                 message or f"the API reported status {body_status!r}", **self._common()
             )
-        effective = code if code is not None else self.status
+        effective = code if code is not None and code >= 400 else self.status
+        if effective < 400:  # "failed" with a success code in the body and in HTTP
+            raise APIStatusError(
+                message or f"the API reported status {body_status!r} with code {code}",
+                **self._common(code),
+            )
         self._raise_for_status(effective, message, code=code, errors=document.get("errors"))
 
     def _raise_for_status(
