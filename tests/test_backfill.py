@@ -3,6 +3,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -280,3 +281,29 @@ def test_a_failed_partition_write_leaves_no_file_and_keeps_the_old_one(tmp_path:
         write_atomically(tmp_path, relative, fail_half_way)
     assert (tmp_path / relative).read_bytes() == b"old\n"
     assert list((tmp_path / "_tmp").iterdir()) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+async def test_two_independent_recordings_backfills_write_identical_secret_free_files(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Audio links signed two hours apart: the partitions are byte-identical and unsigned."""
+    with socket.socket() as probe:  # one port for both servers: the storage host is theirs
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for run, clock in (("a", FIXED_CLOCK), ("b", FIXED_CLOCK + 7200)):
+        async with run_simulator(
+            token=TOKEN, calls_per_day=40, rate_limit=0, seed=5, port=port, clock=lambda c=clock: c
+        ) as sim:
+            summaries = await run_backfill(sim, tmp_path / run, fmt, reports=("recordings",))
+        assert summaries["recordings"].ok
+    first, second = partition_hashes(tmp_path / "a"), partition_hashes(tmp_path / "b")
+    assert first == second
+    assert len(first) == 4
+    for path in (tmp_path / "a").rglob("part-0.*"):
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        assert b"X-Amz-" not in data or fmt == "parquet"  # parquet pages are compressed
+    if fmt == "parquet":
+        table = pq.read_table(tmp_path / "a" / "recordings")
+        assert not any("?" in (url or "") for url in table.column("audio").to_pylist())

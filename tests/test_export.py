@@ -36,6 +36,7 @@ from voiceapi_async.export import (
     recording_row,
     row,
     sort_records,
+    unsigned_url,
 )
 from voiceapi_async.testing import Dataset
 
@@ -748,3 +749,44 @@ def test_get_format_rejects_an_unknown_timezone() -> None:
     """A zone name that does not exist is a ValueError naming it, before any file is written."""
     with pytest.raises(ValueError, match="Nowhere/Land"):
         get_format("parquet", timezone="Nowhere/Land")
+
+
+SIGNED_URLS = [
+    "https://b.s3.amazonaws.com/rec/a.mp3?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAEXAMPLE%2F20240305&X-Amz-Date=20240305T000000Z"
+    "&X-Amz-Expires=3600&X-Amz-Signature=abcdef0123456789",
+    "https://b.s3.amazonaws.com/rec/a.mp3?AWSAccessKeyId=AKIAEXAMPLE&Expires=1&Signature=c2ln",
+    "https://storage.googleapis.com/b/rec/a.mp3?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+    "&X-Goog-Credential=svc%40p.iam&X-Goog-Signature=0a1b2c",
+    "https://acct.blob.core.windows.net/c/rec/a.mp3?sv=2021-08-06&se=2024-03-05&sp=r&sig=c2ln",
+    "https://d111.cloudfront.net/rec/a.mp3?Expires=1&Signature=c2ln&Key-Pair-Id=K2JCJMDEHXQW5F",
+]
+
+
+@pytest.mark.parametrize("url", SIGNED_URLS)
+def test_rows_keep_the_audio_objects_address_without_its_signature(url: str) -> None:
+    """Every presigned-URL family: the audio column and JSON columns keep no signing query."""
+    stable = url.split("?", 1)[0]
+    nested = {"links": [{"audio": url}], "plain": "https://example.test/?page=2", "n": 1}
+    recording = attrs.evolve(RECORDINGS[0], audio=url, extra=nested, agent={"avatar": url})
+    call = attrs.evolve(CALLS[0], audio=url, extra=nested)
+    for exported in (recording_row(recording), call_row(call)):
+        assert exported["audio"] == stable
+        assert exported["extra"] == dict(nested, links=[{"audio": stable}])
+    assert recording_row(recording)["agent"] == {"avatar": stable}
+    for fmt in FORMAT_CASES.values():
+        for report, record in ((Report.RECORDINGS, recording), (Report.CALLS, call)):
+            data = written(fmt, report, [[record]])
+            if fmt is FORMAT_CASES["jsonl.gz"]:
+                data = gzip.decompress(data)
+            for secret in (b"c2ln", b"abcdef0123456789", b"AKIAEXAMPLE", b"0a1b2c"):
+                assert secret not in data
+
+
+def test_unsigned_url_keeps_scheme_host_and_path() -> None:
+    """The query and the fragment go; nothing else changes; None stays None."""
+    assert (
+        unsigned_url("https://h.test:8443/a/b%20c.mp3?x=1#f") == "https://h.test:8443/a/b%20c.mp3"
+    )
+    assert unsigned_url("https://h.test/a.mp3") == "https://h.test/a.mp3"
+    assert unsigned_url(None) is None

@@ -75,6 +75,7 @@ EXPORT = [
     "recording_row",
     "row",
     "sort_records",
+    "unsigned_url",
 ]
 BACKFILL = [
     "DEFAULT_SAFETY_LAG",

@@ -22,11 +22,13 @@ import csv
 import datetime as dt
 import gzip
 import io
+import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
@@ -51,6 +53,7 @@ __all__ = [
     "recording_row",
     "row",
     "sort_records",
+    "unsigned_url",
 ]
 
 CALL_COLUMNS = (
@@ -123,8 +126,8 @@ def call_row(call: Call) -> dict[str, Any]:
         "provider": call.provider,
         "notes": call.notes,
         "name": call.name,
-        "audio": call.audio,
-        "extra": dict(call.extra),
+        "audio": unsigned_url(call.audio),
+        "extra": _unsigned_json(dict(call.extra)),
     }
 
 
@@ -134,12 +137,43 @@ def recording_row(recording: Recording) -> dict[str, Any]:
         "id": recording.id,
         "call_from": recording.call_from,
         "call_to": recording.call_to,
-        "audio": recording.audio,
+        "audio": unsigned_url(recording.audio),
         "duration_seconds": int(recording.duration.total_seconds()),
-        "agent": recording.agent,
+        "agent": _unsigned_json(recording.agent),
         "created_at": recording.created_at,
-        "extra": dict(recording.extra),
+        "extra": _unsigned_json(dict(recording.extra)),
     }
+
+
+def unsigned_url(url: str | None) -> str | None:
+    """Return ``url`` without its query string and fragment: the stored object's address.
+
+    A presigned storage URL carries its signature, credential and expiry in the query;
+    without them it is a secret-free address that stays the same from fetch to fetch
+    (it no longer downloads anything by itself: use the record's ``audio`` within the
+    hour for that).
+    """
+    if url is None:
+        return None
+    scheme, netloc, path, _, _ = urlsplit(url)
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+_SIGNED = re.compile(
+    r"(?i)^https?://[^?#]*\?(?:[^#]*&)?(?:x-amz-[a-z-]+|x-goog-[a-z-]+|signature|sig|"
+    r"googleaccessid|awsaccesskeyid|key-pair-id|policy)="
+)
+
+
+def _unsigned_json(value: Any) -> Any:
+    """Return JSON ``value`` with every presigned URL in it reduced to :func:`unsigned_url`."""
+    if isinstance(value, str):
+        return unsigned_url(value) if _SIGNED.match(value) else value
+    if isinstance(value, dict):
+        return {key: _unsigned_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unsigned_json(item) for item in value]
+    return value
 
 
 def row(record: Record) -> dict[str, Any]:
