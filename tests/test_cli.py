@@ -247,6 +247,17 @@ def test_streaming_commands_write_records_to_stdout(sim: VoiceSimulator, fmt: st
     assert len(ids) == len(set(ids))
 
 
+def test_stdout_holds_each_days_records_in_partition_order(sim: VoiceSimulator) -> None:
+    """Ten days of calls (more than 500 records): ordered by end_at then id, as partitions."""
+    args = ("calls", "--from", "2024-03-01", "--to", "2024-03-10")
+    result = voiceapi(*args, env=settings(sim))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    keys = [(row["end_at"], row["id"]) for row in rows]
+    assert len(keys) > 500
+    assert keys == sorted(keys)
+
+
 def test_demo_recordings_stream_and_help() -> None:
     """--demo needs no settings; --help lists the commands."""
     result = voiceapi("recordings", "--demo", "--from", "2024-03-01", "--to", "2024-03-01")

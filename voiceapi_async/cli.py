@@ -34,6 +34,7 @@ from voiceapi_async import (
     ClientConfig,
     NotFoundError,
     PermissionDeniedError,
+    Record,
     Report,
     RetryPolicy,
     TransportError,
@@ -421,10 +422,17 @@ async def _stream_to_stdout(
             client.calls(start, end) if report is Report.CALLS else client.recordings(start, end)
         )
         writer = export_format.open(out, report)
+        window: Window | None = None
+        held: list[Record] = []  # one window's records, sorted as its partition would be
         async with stream:
-            async for batch in stream.batches(500):
-                writer.write(sort_records(batch))
-                out.flush()
+            async for page in stream.pages():
+                if page.window != window and held:
+                    writer.write(sort_records(held))
+                    out.flush()
+                    held = []
+                window = page.window
+                held.extend(page.records)
+        writer.write(sort_records(held))
         writer.close()  # only after a complete stream: a failed export writes no header
         out.flush()
 
