@@ -250,7 +250,7 @@ def test_streaming_commands_write_records_to_stdout(sim: VoiceSimulator, fmt: st
 def test_stdout_holds_each_days_records_in_partition_order(sim: VoiceSimulator) -> None:
     """Ten days of calls (more than 500 records): ordered by end_at then id, as partitions."""
     args = ("calls", "--from", "2024-03-01", "--to", "2024-03-10")
-    result = voiceapi(*args, env=settings(sim))
+    result = voiceapi(*args, env=settings(sim) | {"VOICEAPI_PER_PAGE": "7"})  # days of pages
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     keys = [(row["end_at"], row["id"]) for row in rows]
