@@ -247,10 +247,12 @@ def test_streaming_commands_write_records_to_stdout(sim: VoiceSimulator, fmt: st
     assert len(ids) == len(set(ids))
 
 
-def test_stdout_holds_each_days_records_in_partition_order(sim: VoiceSimulator) -> None:
-    """Ten days of calls (more than 500 records): ordered by end_at then id, as partitions."""
-    args = ("calls", "--from", "2024-03-01", "--to", "2024-03-10")
-    result = voiceapi(*args, env=settings(sim) | {"VOICEAPI_PER_PAGE": "7"})  # days of pages
+def test_stdout_holds_each_days_records_in_partition_order() -> None:
+    """Days of several pages, more than 500 records: ordered by end_at then id, as partitions."""
+    config = SimulatorConfig(token=TOKEN, calls_per_day=250, rate_limit=0, seed=3)
+    with serve_in_thread(config) as busy:
+        args = ("calls", "--from", "2024-03-01", "--to", "2024-03-03")
+        result = voiceapi(*args, env=settings(busy))
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     keys = [(row["end_at"], row["id"]) for row in rows]
