@@ -20,7 +20,7 @@ from voiceapi_async.backfill import (
 )
 from voiceapi_async.backfill._verify import decode_rows
 from voiceapi_async.export import get_format
-from voiceapi_async.testing import SimulatorConfig, VoiceSimulator, run_simulator
+from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator, run_simulator
 from voiceapi_async.testing._plugin import serve_in_thread
 
 TZ = "Asia/Kolkata"
@@ -226,11 +226,16 @@ def test_verify_sample_compares_windows_with_the_api(sim: VoiceSimulator, tmp_pa
 
 
 async def run(
-    sim: VoiceSimulator, out: Path, fmt: str = "jsonl", **options: Any
+    sim: VoiceSimulator,
+    out: Path,
+    fmt: str = "jsonl",
+    *,
+    retry: RetryPolicy = FAST,
+    **options: Any,
 ) -> dict[str, Summary]:
     summaries = {}
     async with VoiceClient(
-        base_url=sim.base_url, token=TOKEN, timezone=TZ, retry=FAST, rate_limit=0
+        base_url=sim.base_url, token=TOKEN, timezone=TZ, retry=retry, rate_limit=0
     ) as client:
         with Manifest(out / "_manifest.sqlite") as manifest:
             for report in ("calls", "recordings"):
@@ -272,6 +277,33 @@ async def test_the_library_raises_typed_errors_before_any_request(tmp_path: Path
                 with pytest.raises(IncompleteRebuildError, match="2024-03-03"):
                     await runner.run(plan("calls", "2024-03-01", "2024-03-02", TZ, now=NOW))
         assert len(sim.observed.report_requests()) == requests
+
+
+@pytest.mark.asyncio
+async def test_an_interrupted_rebuild_resumes_and_pins_only_once_whole(tmp_path: Path) -> None:
+    """Windows failing mid-rebuild keep the old pins; the next --rebuild redoes only the rest."""
+    async with run_simulator(token=TOKEN, calls_per_day=20, rate_limit=0, seed=11) as sim:
+        await run(sim, tmp_path)
+    async with run_simulator(
+        token=TOKEN, calls_per_day=20, rate_limit=0, seed=11, faults=Faults(server_error=0.5)
+    ) as flaky:
+        cut = await run(flaky, tmp_path, "csv", retry=RetryPolicy(attempts=1), rebuild=True)
+    assert any(s.failed for s in cut.values())
+    assert any(s.written for s in cut.values())
+    with Manifest(tmp_path / "_manifest.sqlite") as manifest:
+        for report, summary in cut.items():
+            assert manifest.settings(report)["format"] == ("csv" if summary.ok else "jsonl")
+    async with run_simulator(token=TOKEN, calls_per_day=20, rate_limit=0, seed=11) as sim:
+        with pytest.raises(SettingsMismatchError, match="format was jsonl, now csv"):
+            await run(sim, tmp_path, "csv")
+        done = await run(sim, tmp_path, "csv", rebuild=True)
+    for report, summary in done.items():
+        assert summary.ok
+        assert summary.written == len(cut[report].failed)
+    assert sorted(p.name for p in tmp_path.rglob("part-0.*")) == ["part-0.csv"] * 6
+    with Manifest(tmp_path / "_manifest.sqlite") as manifest:
+        assert {manifest.settings(r)["format"] for r in ("calls", "recordings")} == {"csv"}
+        assert verify(tmp_path, manifest).ok
 
 
 _V1_SCHEMA = """

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS windows (
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     updated_at  TEXT NOT NULL,
-    size        INTEGER
+    size        INTEGER,
+    written_with TEXT
 )
 """
 _SETTINGS_SCHEMA = """
@@ -38,10 +39,11 @@ CREATE TABLE IF NOT EXISTS settings (
 )
 """
 SCHEMA_VERSION = 2
-"""The manifest's own layout (SQLite ``user_version``): 2 added sizes and pinned settings.
+"""The manifest's own layout (SQLite ``user_version``).
 
-A manifest of version 1 (no size column, no settings) is migrated when opened;
-its windows have no recorded size, so a rerun checks their files by hash.
+Version 2 added each file's size, the settings each window was written with and
+the settings each report is pinned to. A manifest of version 1 is migrated when
+opened; its windows have no recorded size, so a rerun checks their files by hash.
 """
 
 
@@ -71,6 +73,8 @@ class WindowEntry:
     last_error: str | None
     size: int | None = None
     """The file's size in bytes when written; None in manifests older than sizes."""
+    written_with: str | None = None
+    """The settings the file was written with (a ``DatasetSettings`` fingerprint)."""
 
 
 class Manifest:
@@ -100,6 +104,8 @@ class Manifest:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
             if "size" not in columns:
                 self._db.execute("ALTER TABLE windows ADD COLUMN size INTEGER")
+            if "written_with" not in columns:
+                self._db.execute("ALTER TABLE windows ADD COLUMN written_with TEXT")
             if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -134,7 +140,7 @@ class Manifest:
         """Return the row of ``key``, if any."""
         row = self._db.execute(
             "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
-            "attempts, last_error, size FROM windows WHERE key = ?",
+            "attempts, last_error, size, written_with FROM windows WHERE key = ?",
             (key,),
         ).fetchone()
         return None if row is None else _entry(row)
@@ -143,7 +149,7 @@ class Manifest:
         """Every row, by key."""
         for row in self._db.execute(
             "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
-            "attempts, last_error, size FROM windows ORDER BY key"
+            "attempts, last_error, size, written_with FROM windows ORDER BY key"
         ):
             yield _entry(row)
 
@@ -164,6 +170,7 @@ class Manifest:
         output: str,
         checksum: str,
         size: int | None = None,
+        written_with: str | None = None,
     ) -> None:
         """Mark a window written; other windows of the same partition are dropped.
 
@@ -174,8 +181,9 @@ class Manifest:
         with self._transaction():
             self._db.execute(
                 "UPDATE windows SET state = 'done', records = ?, pages = ?, output = ?, "
-                "checksum = ?, size = ?, last_error = NULL, updated_at = ? WHERE key = ?",
-                (records, pages, output, checksum, size, _now(), key),
+                "checksum = ?, size = ?, written_with = ?, last_error = NULL, updated_at = ? "
+                "WHERE key = ?",
+                (records, pages, output, checksum, size, written_with, _now(), key),
             )
             self._db.execute(
                 "DELETE FROM windows WHERE key != ? AND substr(output, 1, ?) = ?",
@@ -261,6 +269,7 @@ def _entry(row: tuple[object, ...]) -> WindowEntry:
         attempts,
         error,
         size,
+        written_with,
     ) = row
     return WindowEntry(
         str(key),
@@ -275,6 +284,7 @@ def _entry(row: tuple[object, ...]) -> WindowEntry:
         int(str(attempts)),
         None if error is None else str(error),
         None if size is None else int(str(size)),
+        None if written_with is None else str(written_with),
     )
 
 

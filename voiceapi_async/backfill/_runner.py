@@ -123,12 +123,15 @@ class Backfill:
         progress: told about every window.
         timezone: the zone the windows are cut in (default: the client's); pinned
             with the format, its compression and the export schema version.
-        rebuild: rewrite every window, also those done, when the settings differ
-            from the pinned ones; the windows must cover every day of the dataset.
+        rebuild: accept settings other than the pinned ones and rewrite every
+            window not yet written in them (failed ones too; an interrupted
+            rebuild resumes); the windows must cover every day of the dataset.
+            The new settings are pinned once every window is done.
         verify: check done windows' files by their full SHA-256 (default: by size).
 
-    A done window is skipped only when its file is there with the recorded size
-    (and, with ``verify``, checksum); otherwise it is read and written again.
+    A done window is skipped only when it was written in this run's settings and
+    its file is there with the recorded size (and, with ``verify``, checksum);
+    otherwise it is read and written again.
     """
 
     def __init__(
@@ -204,15 +207,17 @@ class Backfill:
         for window in windows:
             entry = self.manifest.entry(window.key)
             state = entry.state if entry else WindowState.PENDING
-            forced = self.rebuild or window.key in self.force
+            forced = window.key in self.force
             if not forced and entry and state is WindowState.DONE:
-                if await self._intact(window, entry):
+                if self.rebuild and entry.written_with != self.settings.fingerprint:
+                    todo.append(window)
+                elif await self._intact(window, entry):
                     summary.skipped += 1
                 else:
                     logger.warning("window %s: its file is missing or changed", window.key)
                     repairs.add(window.key)
                     todo.append(window)
-            elif state is WindowState.FAILED and not self.retry_failed and not forced:
+            elif state is WindowState.FAILED and not (self.retry_failed or self.rebuild or forced):
                 summary.skipped += 1
                 summary.failed.append(
                     (window.key, (entry and entry.last_error) or "failed earlier")
@@ -277,6 +282,8 @@ class Backfill:
         expected = str(partition_path(window, self.format.extension))
         if entry.output != expected:
             return False
+        if entry.written_with not in (None, self.settings.fingerprint):
+            return False  # an interrupted rebuild's window, in other settings
         path = self.out_dir / expected
         try:
             size = path.stat().st_size
@@ -336,6 +343,7 @@ class Backfill:
             output=str(relative),
             checksum=checksum,
             size=size,
+            written_with=self.settings.fingerprint,
         )
         logger.info("window %s: %d records in %d pages -> %s", key, len(records), pages, relative)
         return WindowResult(window, len(records), pages, relative, checksum)

@@ -46,6 +46,11 @@ class DatasetSettings:
             "export_schema": str(self.export_schema),
         }
 
+    @property
+    def fingerprint(self) -> str:
+        """The settings as one text, stored with every window written in them."""
+        return ";".join(f"{name}={value}" for name, value in self.as_pins().items())
+
     def changes_from(self, pins: Mapping[str, str]) -> list[SettingChange]:
         """What differs from the pinned ``pins`` (compression only within one format)."""
         changes = [
