@@ -60,6 +60,7 @@ def test_every_public_name_exists_and_is_documented() -> None:
 EXPORT = [
     "CALL_COLUMNS",
     "COLUMNS",
+    "EXPORT_SCHEMA_VERSION",
     "FORMATS",
     "JSON_COLUMNS",
     "RECORDING_COLUMNS",
@@ -81,15 +82,24 @@ BACKFILL = [
     "DEFAULT_SAFETY_LAG",
     "FATAL_ERRORS",
     "Backfill",
+    "DatasetSettings",
+    "IncompleteRebuildError",
     "Manifest",
+    "Problem",
     "Progress",
+    "ReportCheck",
+    "SettingChange",
+    "SettingsMismatchError",
     "Summary",
+    "VerifyReport",
     "WindowEntry",
     "WindowResult",
     "WindowState",
     "lookback_start",
     "partition_path",
     "plan",
+    "verify",
+    "verify_sample",
 ]
 
 

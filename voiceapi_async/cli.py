@@ -43,7 +43,18 @@ from voiceapi_async import (
     Window,
     plan_windows,
 )
-from voiceapi_async.backfill import Backfill, Manifest, Summary, lookback_start, plan
+from voiceapi_async.backfill import (
+    Backfill,
+    IncompleteRebuildError,
+    Manifest,
+    SettingsMismatchError,
+    Summary,
+    VerifyReport,
+    lookback_start,
+    plan,
+    verify,
+    verify_sample,
+)
 from voiceapi_async.export import ExportFormat, get_format, sort_records
 
 T = TypeVar("T")
@@ -233,6 +244,17 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
     show_default=True,
     help="never read data younger than this",
 )
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="rewrite every window of the dataset in this run's format, compression and time zone",
+)
+@click.option(
+    "--verify",
+    "verify_files",
+    is_flag=True,
+    help="check done windows' files by their full SHA-256, not only their size",
+)
 def backfill_command(
     what: str,
     start: str | None,
@@ -245,6 +267,8 @@ def backfill_command(
     retry_failed: bool,
     lookback_days: int | None,
     safety_lag_minutes: int,
+    rebuild: bool,
+    verify_files: bool,
     **kwargs: Any,
 ) -> None:
     """Export whole days of calls, recordings or both into partitioned files, resumably."""
@@ -282,11 +306,25 @@ def backfill_command(
     force: set[str] = set()
     if first is not None:
         force = {w.key for ws in plans.values() for w in ws if w.start.date() >= first}
-    summaries = _run(
-        _backfill(
-            connection, plans, out_dir, export_format, state, concurrency, retry_failed, force
+    try:
+        summaries = _run(
+            _backfill(
+                connection,
+                plans,
+                out_dir,
+                export_format,
+                state,
+                concurrency,
+                retry_failed,
+                force,
+                rebuild=rebuild,
+                verify_files=verify_files,
+            )
         )
-    )
+    except SettingsMismatchError as exc:
+        _fail(EXIT_USAGE, _mismatch_message(exc, out_dir))
+    except IncompleteRebuildError as exc:
+        _fail(EXIT_USAGE, str(exc).replace("give a range", "give --from and --to"))
     _print_summary(summaries)
     failed = [item for summary in summaries.values() for item in summary.failed]
     if failed:
@@ -297,6 +335,45 @@ def backfill_command(
             highlight=False,
         )
         raise SystemExit(EXIT_FAILED_WINDOWS)
+
+
+@main.command("verify")
+@connection_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="a backfill's output directory",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="manifest file (default OUT/_manifest.sqlite)",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="also read N random windows again from the API and compare them with the files",
+)
+def verify_command(out_dir: Path, state: Path | None, sample: int | None, **kwargs: Any) -> None:
+    """Check a backfill's files against its manifest (exit 0: all hold, 1: problems found)."""
+    connection = _connection(kwargs)
+    manifest_path = state or out_dir / "_manifest.sqlite"
+    if not manifest_path.is_file():
+        _usage(f"no manifest at {manifest_path}: give a backfill's --out (or its --state)")
+    with Manifest(manifest_path) as manifest:
+        report = verify(out_dir, manifest)
+        if sample is not None:
+            pins = [manifest.settings(name) for name in report.reports]
+            zones = sorted({p["timezone"] for p in pins if "timezone" in p})
+            if zones:  # the dataset's days are cut in its pinned zone
+                connection = attrs.evolve(connection, timezone=zones[0])
+            report.merge(_run(_sample(connection, out_dir, manifest, sample)))
+    _print_verify(report)
+    raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED_WINDOWS)
 
 
 @main.command(
@@ -368,6 +445,25 @@ def _minutes(value: int, option: str) -> dt.timedelta:
         return dt.timedelta(minutes=value)
     except OverflowError:
         raise ValueError(f"{option} {value} is too large: use a number of minutes") from None
+
+
+_SETTING_NAMES = {
+    "format": "--format",
+    "timezone": "--timezone",
+    "compression": "compression (--gzip)",
+    "export_schema": "export schema version",
+}
+
+
+def _mismatch_message(exc: SettingsMismatchError, out_dir: Path) -> str:
+    changes = "; ".join(
+        f"{_SETTING_NAMES.get(c.name, c.name)} was {c.pinned}, now {c.requested}"
+        for c in exc.changes
+    )
+    return (
+        f"{out_dir} holds {exc.report} written with other settings: {changes}. "
+        "Run with the dataset's settings, or add --rebuild to rewrite every window"
+    )
 
 
 def _with_setting(message: str) -> str:
@@ -446,6 +542,9 @@ async def _backfill(
     concurrency: int,
     retry_failed: bool,
     force: set[str],
+    *,
+    rebuild: bool = False,
+    verify_files: bool = False,
 ) -> dict[Report, Summary]:
     summaries: dict[Report, Summary] = {}
     manifest_path = state or out_dir / "_manifest.sqlite"
@@ -453,8 +552,8 @@ async def _backfill(
     with Manifest(manifest_path) as manifest, _progress(total) as progress:
         async with _client(connection) as client:
             progress.attach(client)
-            for report, windows in plans.items():
-                runner = Backfill(
+            runners = {
+                report: Backfill(
                     client,
                     manifest,
                     export_format,
@@ -463,9 +562,24 @@ async def _backfill(
                     retry_failed=retry_failed,
                     force=force,
                     progress=progress,
+                    timezone=connection.timezone,
+                    rebuild=rebuild,
+                    verify=verify_files,
                 )
-                summaries[report] = await runner.run(windows)
+                for report in plans
+            }
+            for report, windows in plans.items():
+                runners[report].check(windows)  # every report, before any request
+            for report, windows in plans.items():
+                summaries[report] = await runners[report].run(windows)
     return summaries
+
+
+async def _sample(
+    connection: Connection, out_dir: Path, manifest: Manifest, count: int
+) -> VerifyReport:
+    async with _client(connection) as client:
+        return await verify_sample(client, out_dir, manifest, count)
 
 
 # -- progress and summary --------------------------------------------------------------
@@ -560,6 +674,7 @@ def _print_summary(summaries: dict[Report, Summary]) -> None:
         "windows",
         "written",
         "skipped",
+        "repaired",
         "failed",
         "records",
         "pages",
@@ -578,6 +693,7 @@ def _print_summary(summaries: dict[Report, Summary]) -> None:
             str(s.windows),
             str(s.written),
             str(s.skipped),
+            str(s.repaired),
             str(len(s.failed)),
             f"{s.records:,}",
             f"{s.pages:,}",
@@ -597,6 +713,7 @@ def _total(summaries: list[Summary]) -> Summary:
         windows=sum(s.windows for s in summaries),
         written=sum(s.written for s in summaries),
         skipped=sum(s.skipped for s in summaries),
+        repaired=sum(s.repaired for s in summaries),
         failed=[item for s in summaries for item in s.failed],
         records=sum(s.records for s in summaries),
         pages=sum(s.pages for s in summaries),
@@ -605,3 +722,33 @@ def _total(summaries: list[Summary]) -> Summary:
         requests=sum(s.requests for s in summaries),
         elapsed=sum(s.elapsed for s in summaries),
     )
+
+
+def _print_verify(report: VerifyReport) -> None:
+    """Print one row a report, then one row a problem, to stdout; a verdict to stderr."""
+    table = Table(title="verify")
+    for column in ("report", "partitions", "records", "sampled", "problems"):
+        table.add_column(column, justify="left" if column == "report" else "right")
+    for name, check in sorted(report.reports.items()):
+        problems = sum(p.report == name for p in report.problems)
+        table.add_row(
+            name,
+            str(check.partitions),
+            f"{check.records:,}",
+            str(check.sampled),
+            str(problems),
+        )
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=132)
+    out.print(table)
+    if report.problems:
+        found = Table(title="problems")
+        for column in ("report", "file or window", "problem", "detail"):
+            found.add_column(column, overflow="fold")
+        for problem in report.problems:
+            found.add_row(problem.report, problem.path, problem.kind, problem.detail)
+        out.print(found)
+        _err.print(f"{len(report.problems)} problem(s) found", highlight=False)
+    else:
+        _err.print("every partition holds", highlight=False)

@@ -38,6 +38,7 @@ from voiceapi_async import Call, Record, Recording, Report
 __all__ = [
     "CALL_COLUMNS",
     "COLUMNS",
+    "EXPORT_SCHEMA_VERSION",
     "FORMATS",
     "JSON_COLUMNS",
     "RECORDING_COLUMNS",
@@ -100,6 +101,13 @@ JSON_COLUMNS = frozenset({"extra", "agent"})
 """Columns holding raw JSON: nested in JSON Lines, JSON text in CSV and Parquet."""
 FORMATS = ("jsonl", "csv", "parquet")
 """The format names :func:`get_format` knows."""
+EXPORT_SCHEMA_VERSION = 1
+"""The version of the export's columns and their encoding, in every format.
+
+Bumped whenever a column is added, removed, renamed or reordered, or a value is
+encoded differently (types, timestamp or number text, JSON columns). A backfill
+dataset pins the version it was written with, so files of two versions never mix.
+"""
 
 # -- rows -------------------------------------------------------------------------------
 

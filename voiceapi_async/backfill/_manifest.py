@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import sqlite3
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
 
 import attrs
 
@@ -25,8 +25,25 @@ CREATE TABLE IF NOT EXISTS windows (
     checksum    TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    size        INTEGER,
+    written_with TEXT
 )
+"""
+_SETTINGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (
+    report      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (report, name)
+)
+"""
+SCHEMA_VERSION = 2
+"""The manifest's own layout (SQLite ``user_version``).
+
+Version 2 added each file's size, the settings each window was written with and
+the settings each report is pinned to. A manifest of version 1 is migrated when
+opened; its windows have no recorded size, so a rerun checks their files by hash.
 """
 
 
@@ -54,6 +71,10 @@ class WindowEntry:
     checksum: str | None
     attempts: int
     last_error: str | None
+    size: int | None = None
+    """The file's size in bytes when written; None in manifests older than sizes."""
+    written_with: str | None = None
+    """The settings the file was written with (a ``DatasetSettings`` fingerprint)."""
 
 
 class Manifest:
@@ -68,7 +89,25 @@ class Manifest:
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ValueError(
+                    f"{self.path} is a manifest of version {version}, newer than this "
+                    f"voiceapi-async reads ({SCHEMA_VERSION}): upgrade voiceapi-async"
+                )
+            self._db.execute(_SCHEMA)
+            self._db.execute(_SETTINGS_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
+            if "size" not in columns:
+                self._db.execute("ALTER TABLE windows ADD COLUMN size INTEGER")
+            if "written_with" not in columns:
+                self._db.execute("ALTER TABLE windows ADD COLUMN written_with TEXT")
+            if version < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database."""
@@ -81,12 +120,16 @@ class Manifest:
         self.close()
 
     def register(self, windows: Iterable[Window]) -> None:
-        """Add windows not yet known, as pending."""
+        """Add windows not yet known, as pending (a known key keeps its state, takes the bounds).
+
+        A key names a day; its bounds change only with the time zone (a rebuild).
+        """
         now = _now()
         with self._transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO windows (key, report, start_at, end_at, state, updated_at) "
-                "VALUES (?, ?, ?, ?, 'pending', ?)",
+                "INSERT INTO windows (key, report, start_at, end_at, state, updated_at) "
+                "VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (key) DO UPDATE SET "
+                "start_at = excluded.start_at, end_at = excluded.end_at",
                 [
                     (w.key, str(w.report), w.start.isoformat(), w.end.isoformat(), now)
                     for w in windows
@@ -97,7 +140,7 @@ class Manifest:
         """Return the row of ``key``, if any."""
         row = self._db.execute(
             "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
-            "attempts, last_error FROM windows WHERE key = ?",
+            "attempts, last_error, size, written_with FROM windows WHERE key = ?",
             (key,),
         ).fetchone()
         return None if row is None else _entry(row)
@@ -106,7 +149,7 @@ class Manifest:
         """Every row, by key."""
         for row in self._db.execute(
             "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
-            "attempts, last_error FROM windows ORDER BY key"
+            "attempts, last_error, size, written_with FROM windows ORDER BY key"
         ):
             yield _entry(row)
 
@@ -118,13 +161,67 @@ class Manifest:
             (_now(), key),
         )
 
-    def done(self, key: str, *, records: int, pages: int, output: str, checksum: str) -> None:
-        """Mark a window written."""
-        self._update(
-            "UPDATE windows SET state = 'done', records = ?, pages = ?, output = ?, checksum = ?, "
-            "last_error = NULL, updated_at = ? WHERE key = ?",
-            (records, pages, output, checksum, _now(), key),
-        )
+    def done(
+        self,
+        key: str,
+        *,
+        records: int,
+        pages: int,
+        output: str,
+        checksum: str,
+        size: int | None = None,
+        written_with: str | None = None,
+    ) -> None:
+        """Mark a window written; other windows of the same partition are dropped.
+
+        A day first written as a part (cut at the safety lag) and later whole has
+        two keys but one partition: the older row no longer describes the file.
+        """
+        folder = str(PurePosixPath(output).parent) + "/"
+        with self._transaction():
+            self._db.execute(
+                "UPDATE windows SET state = 'done', records = ?, pages = ?, output = ?, "
+                "checksum = ?, size = ?, written_with = ?, last_error = NULL, updated_at = ? "
+                "WHERE key = ?",
+                (records, pages, output, checksum, size, written_with, _now(), key),
+            )
+            self._db.execute(
+                "DELETE FROM windows WHERE key != ? AND substr(output, 1, ?) = ?",
+                (key, len(folder), folder),
+            )
+
+    def outputs_in(self, folder: str) -> list[str]:
+        """The files the manifest records in a partition folder (relative paths)."""
+        prefix = folder.rstrip("/") + "/"
+        return [
+            str(row[0])
+            for row in self._db.execute(
+                "SELECT output FROM windows WHERE substr(output, 1, ?) = ?",
+                (len(prefix), prefix),
+            )
+        ]
+
+    def record_size(self, key: str, size: int) -> None:
+        """Record the size of a window's file (checked by hash, in an older manifest)."""
+        self._update("UPDATE windows SET size = ? WHERE key = ?", (size, key))
+
+    def settings(self, report: str) -> dict[str, str]:
+        """The settings a report's partitions were written with (empty: none yet)."""
+        return {
+            str(name): str(value)
+            for name, value in self._db.execute(
+                "SELECT name, value FROM settings WHERE report = ? ORDER BY name", (str(report),)
+            )
+        }
+
+    def pin(self, report: str, settings: Mapping[str, str]) -> None:
+        """Record the settings a report's partitions are written with (replacing older ones)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM settings WHERE report = ?", (str(report),))
+            self._db.executemany(
+                "INSERT INTO settings (report, name, value) VALUES (?, ?, ?)",
+                [(str(report), name, value) for name, value in settings.items()],
+            )
 
     def failed(self, key: str, error: str) -> None:
         """Mark a window failed, keeping the error's message."""
@@ -159,7 +256,21 @@ class _Transaction:
 
 
 def _entry(row: tuple[object, ...]) -> WindowEntry:
-    key, report, start_at, end_at, state, records, pages, output, checksum, attempts, error = row
+    (
+        key,
+        report,
+        start_at,
+        end_at,
+        state,
+        records,
+        pages,
+        output,
+        checksum,
+        attempts,
+        error,
+        size,
+        written_with,
+    ) = row
     return WindowEntry(
         str(key),
         str(report),
@@ -172,6 +283,8 @@ def _entry(row: tuple[object, ...]) -> WindowEntry:
         None if checksum is None else str(checksum),
         int(str(attempts)),
         None if error is None else str(error),
+        None if size is None else int(str(size)),
+        None if written_with is None else str(written_with),
     )
 
 

@@ -23,7 +23,13 @@ from voiceapi_async import (
     Window,
 )
 from voiceapi_async.backfill._files import clear_temporary, partition_path, write_atomically
-from voiceapi_async.backfill._manifest import Manifest, WindowState
+from voiceapi_async.backfill._manifest import Manifest, WindowEntry, WindowState
+from voiceapi_async.backfill._settings import (
+    DatasetSettings,
+    IncompleteRebuildError,
+    SettingsMismatchError,
+)
+from voiceapi_async.backfill._verify import file_sha256
 from voiceapi_async.export import ExportFormat, sort_records
 
 logger = logging.getLogger("voiceapi_async.backfill")
@@ -81,6 +87,8 @@ class Summary:
     """Windows written by this run."""
     skipped: int = 0
     """Windows already done (or failed earlier, without ``retry_failed``)."""
+    repaired: int = 0
+    """Windows done earlier whose file was missing or changed, written again by this run."""
     failed: list[tuple[str, str]] = attrs.field(factory=list)
     """Windows that failed, now or earlier and not retried: (key, error)."""
     records: int = 0
@@ -113,6 +121,17 @@ class Backfill:
         retry_failed: take windows that failed in an earlier run again.
         force: keys to read again even when done (the lookback of incremental runs).
         progress: told about every window.
+        timezone: the zone the windows are cut in (default: the client's); pinned
+            with the format, its compression and the export schema version.
+        rebuild: accept settings other than the pinned ones and rewrite every
+            window not yet written in them (failed ones too; an interrupted
+            rebuild resumes); the windows must cover every day of the dataset.
+            The new settings are pinned once every window is done.
+        verify: check done windows' files by their full SHA-256 (default: by size).
+
+    A done window is skipped only when it was written in this run's settings and
+    its file is there with the recorded size (and, with ``verify``, checksum);
+    otherwise it is read and written again.
     """
 
     def __init__(
@@ -126,6 +145,9 @@ class Backfill:
         retry_failed: bool = False,
         force: Collection[str] = (),
         progress: Progress | None = None,
+        timezone: str | None = None,
+        rebuild: bool = False,
+        verify: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -137,30 +159,65 @@ class Backfill:
         self.retry_failed = retry_failed
         self.force = frozenset(force)
         self.progress: Progress = progress or _Silent()
+        self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone)
+        self.rebuild = rebuild
+        self.verify = verify
+
+    def check(self, windows: Sequence[Window]) -> None:
+        """Check that ``windows`` may run against the dataset; no request is made.
+
+        :meth:`run` checks first too; call this to check every report before any runs.
+
+        Raises:
+            SettingsMismatchError: a report's partitions were written with other
+                settings (without ``rebuild``).
+            IncompleteRebuildError: ``rebuild`` with windows that miss days of the dataset.
+        """
+        if self.rebuild:
+            self._check_coverage(windows)
+            return
+        for report in sorted({str(w.report) for w in windows}):
+            pinned = self.manifest.settings(report)
+            if pinned and (changes := self.settings.changes_from(pinned)):
+                raise SettingsMismatchError(report, changes)
 
     async def run(self, windows: Sequence[Window]) -> Summary:
         """Run every window that needs it; return the summary.
 
         Raises:
+            SettingsMismatchError: the dataset was written with other settings (without
+                ``rebuild``); nothing is requested.
+            IncompleteRebuildError: ``rebuild`` with windows that miss days of the dataset.
             AuthenticationError: (and the other :data:`FATAL_ERRORS`) at once.
             asyncio.CancelledError: when interrupted; running windows go back to pending.
         """
+        reports = sorted({str(w.report) for w in windows})
+        self.check(windows)
+        if not self.rebuild:
+            for report in reports:
+                if not self.manifest.settings(report):
+                    self.manifest.pin(report, self.settings.as_pins())
         started = time.monotonic()
         before = self.client.stats
         clear_temporary(self.out_dir)
         self.manifest.register(windows)
         summary = Summary(windows=len(windows))
         todo = []
+        repairs: set[str] = set()
         for window in windows:
             entry = self.manifest.entry(window.key)
             state = entry.state if entry else WindowState.PENDING
-            if window.key not in self.force and state is WindowState.DONE:
-                summary.skipped += 1
-            elif (
-                state is WindowState.FAILED
-                and not self.retry_failed
-                and window.key not in self.force
-            ):
+            forced = window.key in self.force
+            if not forced and entry and state is WindowState.DONE:
+                if self.rebuild and entry.written_with != self.settings.fingerprint:
+                    todo.append(window)
+                elif await self._intact(window, entry):
+                    summary.skipped += 1
+                else:
+                    logger.warning("window %s: its file is missing or changed", window.key)
+                    repairs.add(window.key)
+                    todo.append(window)
+            elif state is WindowState.FAILED and not (self.retry_failed or self.rebuild or forced):
                 summary.skipped += 1
                 summary.failed.append(
                     (window.key, (entry and entry.last_error) or "failed earlier")
@@ -181,6 +238,7 @@ class Backfill:
                     self.progress.window_failed(window, exc)
                     return
                 summary.written += 1
+                summary.repaired += window.key in repairs
                 summary.records += result.records
                 summary.pages += result.pages
                 self.progress.window_done(window, result.records)
@@ -200,7 +258,45 @@ class Backfill:
             summary.requests = stats.requests - before.requests
             summary.elapsed = time.monotonic() - started
         summary.failed.sort()
+        if self.rebuild and summary.ok:
+            for report in reports:
+                self.manifest.pin(report, self.settings.as_pins())
         return summary
+
+    def _check_coverage(self, windows: Sequence[Window]) -> None:
+        planned = {
+            (str(w.report), partition_path(w, self.format.extension).parent.name) for w in windows
+        }
+        held: dict[str, set[str]] = {}
+        for entry in self.manifest.entries():
+            if entry.state is WindowState.DONE and entry.output:
+                folder = Path(entry.output).parent.name
+                if (entry.report, folder) not in planned:
+                    held.setdefault(entry.report, set()).add(folder.removeprefix("date="))
+        for report in sorted({str(w.report) for w in windows}):
+            if held.get(report):
+                raise IncompleteRebuildError(report, sorted(held[report]))
+
+    async def _intact(self, window: Window, entry: WindowEntry) -> bool:
+        """Whether a done window's file is there as recorded (size; hash when asked or unknown)."""
+        expected = str(partition_path(window, self.format.extension))
+        if entry.output != expected:
+            return False
+        if entry.written_with not in (None, self.settings.fingerprint):
+            return False  # an interrupted rebuild's window, in other settings
+        path = self.out_dir / expected
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return False
+        if entry.size is not None and size != entry.size:
+            return False
+        if entry.size is None or self.verify:
+            if await asyncio.to_thread(file_sha256, path) != entry.checksum:
+                return False
+            if entry.size is None:
+                self.manifest.record_size(entry.key, size)
+        return True
 
     async def run_window(self, window: Window) -> WindowResult:
         """Fetch one window and write it whole, replacing its partition (idempotent).
@@ -230,6 +326,10 @@ class Backfill:
                     writer.write(records)
 
             checksum = await asyncio.to_thread(write_atomically, self.out_dir, relative, write)
+            size = (self.out_dir / relative).stat().st_size
+            for stale in self.manifest.outputs_in(str(relative.parent)):
+                if stale != str(relative):  # another format's file, only now replaced
+                    (self.out_dir / stale).unlink(missing_ok=True)
         except VoiceAPIError as exc:
             self.manifest.failed(key, str(exc))
             raise
@@ -237,7 +337,13 @@ class Backfill:
             self.manifest.reset(key)
             raise
         self.manifest.done(
-            key, records=len(records), pages=pages, output=str(relative), checksum=checksum
+            key,
+            records=len(records),
+            pages=pages,
+            output=str(relative),
+            checksum=checksum,
+            size=size,
+            written_with=self.settings.fingerprint,
         )
         logger.info("window %s: %d records in %d pages -> %s", key, len(records), pages, relative)
         return WindowResult(window, len(records), pages, relative, checksum)
