@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import sqlite3
@@ -11,6 +12,8 @@ from pathlib import Path
 import attrs
 
 from voiceapi_async import Window
+from voiceapi_async.backfill._errors import sqlite_error
+from voiceapi_async.backfill._sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
@@ -60,15 +63,18 @@ class Manifest:
     """Window states in SQLite (stdlib ``sqlite3``); every change is its own transaction.
 
     A crash leaves at worst a window marked ``running``, which the next run takes again.
+    A change that cannot be written (a full disk) is rolled back and raises
+    :class:`OutputError`; the file stays as its last committed change.
+
+    Raises:
+        ManifestError: (on opening) the file is not a manifest or is damaged; it is
+            left untouched.
+        OutputError: the file cannot be created, opened or written.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_database(self.path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""
@@ -144,18 +150,33 @@ class Manifest:
             self._db.execute(sql, params)
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """One transaction; a SQLite failure rolls back and becomes an :class:`OutputError`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, "write", self._path) from None
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: object, _: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if not isinstance(exc, BaseException):
+                raise sqlite_error(error, "write", self._path) from None
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(exc, "write", self._path) from None
 
 
 def _entry(row: tuple[object, ...]) -> WindowEntry:

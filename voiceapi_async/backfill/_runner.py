@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -22,14 +23,25 @@ from voiceapi_async import (
     VoiceClient,
     Window,
 )
-from voiceapi_async.backfill._files import clear_temporary, partition_path, write_atomically
+from voiceapi_async.backfill._errors import OutputError, os_error
+from voiceapi_async.backfill._files import partition_path, write_atomically
+from voiceapi_async.backfill._lock import OutputLock
 from voiceapi_async.backfill._manifest import Manifest, WindowState
 from voiceapi_async.export import ExportFormat, sort_records
 
 logger = logging.getLogger("voiceapi_async.backfill")
 
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, NotFoundError, TransportError)
+FATAL_ERRORS = (
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    TransportError,
+    OutputError,
+)
 """Errors that would fail every window alike: they stop the run at once.
+
+An :class:`OutputError` (a full disk, an unwritable directory, a damaged manifest)
+puts its window back to pending, so a rerun after fixing the cause takes it again.
 
 A transport error reaches the runner only after every retry of a request failed:
 the network or the host is down, and the next windows would fail the same way.
@@ -113,6 +125,8 @@ class Backfill:
         retry_failed: take windows that failed in an earlier run again.
         force: keys to read again even when done (the lookback of incremental runs).
         progress: told about every window.
+        lock: an :class:`OutputLock` of ``out_dir`` the caller holds (to keep it across
+            several runs); by default each :meth:`run` takes its own.
     """
 
     def __init__(
@@ -126,6 +140,7 @@ class Backfill:
         retry_failed: bool = False,
         force: Collection[str] = (),
         progress: Progress | None = None,
+        lock: OutputLock | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -137,17 +152,28 @@ class Backfill:
         self.retry_failed = retry_failed
         self.force = frozenset(force)
         self.progress: Progress = progress or _Silent()
+        self.lock = lock
+        self._tmp_dir: Path | None = None
 
     async def run(self, windows: Sequence[Window]) -> Summary:
-        """Run every window that needs it; return the summary.
+        """Run every window that needs it, holding the output directory's lock; return the summary.
 
         Raises:
+            OutputLockedError: another run holds the lock of ``out_dir``.
             AuthenticationError: (and the other :data:`FATAL_ERRORS`) at once.
             asyncio.CancelledError: when interrupted; running windows go back to pending.
         """
+        if self.lock is None:
+            with OutputLock(self.out_dir) as lock:
+                return await self._run(windows, lock.tmp_dir)
+        if not self.lock.held or self.lock.out_dir.resolve() != self.out_dir.resolve():
+            raise ValueError(f"lock= must be a held OutputLock of {self.out_dir}")
+        return await self._run(windows, self.lock.tmp_dir)
+
+    async def _run(self, windows: Sequence[Window], tmp_dir: Path) -> Summary:
         started = time.monotonic()
         before = self.client.stats
-        clear_temporary(self.out_dir)
+        self._tmp_dir = tmp_dir
         self.manifest.register(windows)
         summary = Summary(windows=len(windows))
         todo = []
@@ -229,7 +255,16 @@ class Backfill:
                 with self.format.open(file, window.report) as writer:
                     writer.write(records)
 
-            checksum = await asyncio.to_thread(write_atomically, self.out_dir, relative, write)
+            try:
+                checksum = await asyncio.to_thread(
+                    write_atomically, self.out_dir, relative, write, tmp_dir=self._tmp_dir
+                )
+            except OSError as exc:
+                raise os_error(exc, "write", self.out_dir / relative) from None
+        except OutputError:
+            with contextlib.suppress(OutputError):
+                self.manifest.reset(key)
+            raise
         except VoiceAPIError as exc:
             self.manifest.failed(key, str(exc))
             raise
