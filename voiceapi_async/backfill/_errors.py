@@ -69,13 +69,21 @@ def os_error(exc: OSError, doing: str, path: Path | str) -> OutputError:
 
 
 def sqlite_error(exc: sqlite3.Error, doing: str, path: Path | str) -> OutputError:
-    """Return an :class:`OutputError` (a :class:`ManifestError` for a damaged file)."""
+    """Return an :class:`OutputError` (a :class:`ManifestError` for a damaged or foreign file)."""
     text = str(exc)
-    if "disk is full" in text or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
         return OutputError(f"cannot {doing} the manifest {path}: the disk is full", path=path)
-    if "readonly" in text or "unable to open" in text:
-        return OutputError(f"cannot {doing} the manifest {path}: {text}", path=path)
-    return ManifestError(f"the manifest {path} is damaged ({text}): cannot {doing} it", path=path)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return OutputError(
+            f"cannot {doing} the manifest {path}: another program is using it ({text})", path=path
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_ERROR):
+        return ManifestError(
+            f"the manifest {path} is damaged or not a manifest ({text}): cannot {doing} it",
+            path=path,
+        )
+    return OutputError(f"cannot {doing} the manifest {path}: {text}", path=path)
 
 
 _REASONS = {
