@@ -45,6 +45,7 @@ from voiceapi_async import (
 from voiceapi_async.backfill import (
     Backfill,
     Manifest,
+    ManifestError,
     OutputError,
     OutputLock,
     OutputLockedError,
@@ -354,6 +355,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         )
     except OutputLockedError as exc:
         _fail(EXIT_LOCKED, f"{exc}; wait for it to end (or stop it), then run again")
+    except ManifestError as exc:
+        _fail(EXIT_OUTPUT, str(exc))
     except OutputError as exc:
         _fail(
             EXIT_OUTPUT,
