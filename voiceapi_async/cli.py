@@ -47,6 +47,10 @@ from voiceapi_async.backfill import (
     Backfill,
     IncompleteRebuildError,
     Manifest,
+    ManifestError,
+    OutputError,
+    OutputLock,
+    OutputLockedError,
     SettingsMismatchError,
     Summary,
     VerifyReport,
@@ -65,6 +69,8 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNREACHABLE = 4
 EXIT_API = 5
+EXIT_OUTPUT = 6
+EXIT_LOCKED = 7
 EXIT_INTERRUPTED = 130
 
 DEMO_TOKEN = "demo-token"
@@ -203,9 +209,9 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
-    help="output directory",
+    help="output directory (one run at a time: a second run exits 7)",
 )
 @click.option(
     "--format",
@@ -419,6 +425,15 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
             EXIT_UNREACHABLE,
             f"cannot reach the API: check VOICEAPI_BASE_URL and the network ({exc})",
         )
+    except OutputLockedError as exc:
+        _fail(EXIT_LOCKED, f"{exc}; wait for it to end (or stop it), then run again")
+    except ManifestError as exc:
+        _fail(EXIT_OUTPUT, str(exc))
+    except OutputError as exc:
+        _fail(
+            EXIT_OUTPUT,
+            f"{exc} (finished windows are kept; fix this and run the same command again)",
+        )
     except VoiceAPIError as exc:
         _fail(EXIT_API, f"the API failed: {exc}")
 
@@ -549,7 +564,11 @@ async def _backfill(
     summaries: dict[Report, Summary] = {}
     manifest_path = state or out_dir / "_manifest.sqlite"
     total = sum(len(windows) for windows in plans.values())
-    with Manifest(manifest_path) as manifest, _progress(total) as progress:
+    with (
+        OutputLock(out_dir) as lock,
+        Manifest(manifest_path) as manifest,
+        _progress(total) as progress,
+    ):
         async with _client(connection) as client:
             progress.attach(client)
             runners = {
@@ -565,6 +584,7 @@ async def _backfill(
                     timezone=connection.timezone,
                     rebuild=rebuild,
                     verify=verify_files,
+                    lock=lock,
                 )
                 for report in plans
             }

@@ -1,6 +1,7 @@
 """Partition files: where a window lands, and how it gets there whole.
 
-A window is written to a temporary file under ``OUT/_tmp`` and renamed into its
+A window is written to a temporary file in its run's folder ``OUT/_tmp/<run id>/``
+(see :class:`~voiceapi_async.backfill.OutputLock`) and renamed into its
 Hive-style partition (``OUT/calls/date=2024-03-05/part-0.parquet``), so a reader
 never sees half a window and a rerun replaces the partition whole.
 """
@@ -27,17 +28,25 @@ def partition_path(window: Window, extension: str) -> Path:
     )
 
 
-def write_atomically(out_dir: Path, relative: Path, write: Callable[[IO[bytes]], object]) -> str:
+def write_atomically(
+    out_dir: Path,
+    relative: Path,
+    write: Callable[[IO[bytes]], object],
+    *,
+    tmp_dir: Path | None = None,
+) -> str:
     """Write ``out_dir/relative`` with ``write`` through a temporary file and a rename.
 
-    The file is flushed to disk before the rename, and the rename before returning.
+    The temporary file goes to ``tmp_dir`` (default ``out_dir/_tmp``), which must be
+    on the same file system. The file is flushed to disk before the rename, and the
+    rename before returning.
 
     Returns:
         The SHA-256 of the file, in hex.
     """
     target = out_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir / TMP_DIR
+    tmp_dir = tmp_dir or out_dir / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
     temporary = tmp_dir / f"{uuid.uuid4().hex}.{relative.name}"
     try:
@@ -53,14 +62,6 @@ def write_atomically(out_dir: Path, relative: Path, write: Callable[[IO[bytes]],
         raise
     _fsync_directory(target.parent)
     return checksum
-
-
-def clear_temporary(out_dir: Path) -> None:
-    """Remove temporary files a killed run left behind."""
-    tmp_dir = out_dir / TMP_DIR
-    if tmp_dir.is_dir():
-        for leftover in tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
 
 
 def _fsync_directory(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import sqlite3
@@ -11,6 +12,8 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from voiceapi_async import Window
+from voiceapi_async.backfill._errors import ManifestError, sqlite_error
+from voiceapi_async.backfill._sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
@@ -81,26 +84,33 @@ class Manifest:
     """Window states in SQLite (stdlib ``sqlite3``); every change is its own transaction.
 
     A crash leaves at worst a window marked ``running``, which the next run takes again.
+    A change that cannot be written (a full disk) is rolled back and raises
+    :class:`OutputError`; the file stays as its last committed change.
+
+    Raises:
+        ManifestError: (on opening) the file is not a manifest or is damaged; it is
+            left untouched.
+        OutputError: the file cannot be created, opened or written.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        self._db = open_database(self.path, _SCHEMA + ";" + _SETTINGS_SCHEMA)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _migrate(self) -> None:
         with self._transaction():
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise ValueError(
+                raise ManifestError(
                     f"{self.path} is a manifest of version {version}, newer than this "
-                    f"voiceapi-async reads ({SCHEMA_VERSION}): upgrade voiceapi-async"
+                    f"voiceapi-async reads ({SCHEMA_VERSION}): upgrade voiceapi-async",
+                    path=self.path,
                 )
-            self._db.execute(_SCHEMA)
-            self._db.execute(_SETTINGS_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
             if "size" not in columns:
                 self._db.execute("ALTER TABLE windows ADD COLUMN size INTEGER")
@@ -241,18 +251,33 @@ class Manifest:
             self._db.execute(sql, params)
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """One transaction; a SQLite failure rolls back and becomes an :class:`OutputError`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, "write", self._path) from None
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: object, _: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if not isinstance(exc, BaseException):
+                raise sqlite_error(error, "write", self._path) from None
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(exc, "write", self._path) from None
 
 
 def _entry(row: tuple[object, ...]) -> WindowEntry:

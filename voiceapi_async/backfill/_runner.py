@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -22,7 +23,9 @@ from voiceapi_async import (
     VoiceClient,
     Window,
 )
-from voiceapi_async.backfill._files import clear_temporary, partition_path, write_atomically
+from voiceapi_async.backfill._errors import OutputError, os_error
+from voiceapi_async.backfill._files import partition_path, write_atomically
+from voiceapi_async.backfill._lock import OutputLock
 from voiceapi_async.backfill._manifest import Manifest, WindowEntry, WindowState
 from voiceapi_async.backfill._settings import (
     DatasetSettings,
@@ -34,8 +37,17 @@ from voiceapi_async.export import ExportFormat, sort_records
 
 logger = logging.getLogger("voiceapi_async.backfill")
 
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, NotFoundError, TransportError)
+FATAL_ERRORS = (
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    TransportError,
+    OutputError,
+)
 """Errors that would fail every window alike: they stop the run at once.
+
+An :class:`OutputError` (a full disk, an unwritable directory, a damaged manifest)
+puts its window back to pending, so a rerun after fixing the cause takes it again.
 
 A transport error reaches the runner only after every retry of a request failed:
 the network or the host is down, and the next windows would fail the same way.
@@ -121,6 +133,8 @@ class Backfill:
         retry_failed: take windows that failed in an earlier run again.
         force: keys to read again even when done (the lookback of incremental runs).
         progress: told about every window.
+        lock: an :class:`OutputLock` of ``out_dir`` the caller holds (to keep it across
+            several runs); by default each :meth:`run` takes its own.
         timezone: the zone the windows are cut in (default: the client's); pinned
             with the format, its compression and the export schema version.
         rebuild: accept settings other than the pinned ones and rewrite every
@@ -148,6 +162,7 @@ class Backfill:
         timezone: str | None = None,
         rebuild: bool = False,
         verify: bool = False,
+        lock: OutputLock | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -162,6 +177,8 @@ class Backfill:
         self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone)
         self.rebuild = rebuild
         self.verify = verify
+        self.lock = lock
+        self._tmp_dir: Path | None = None
 
     def check(self, windows: Sequence[Window]) -> None:
         """Check that ``windows`` may run against the dataset; no request is made.
@@ -182,15 +199,24 @@ class Backfill:
                 raise SettingsMismatchError(report, changes)
 
     async def run(self, windows: Sequence[Window]) -> Summary:
-        """Run every window that needs it; return the summary.
+        """Run every window that needs it, holding the output directory's lock; return the summary.
 
         Raises:
             SettingsMismatchError: the dataset was written with other settings (without
                 ``rebuild``); nothing is requested.
             IncompleteRebuildError: ``rebuild`` with windows that miss days of the dataset.
+            OutputLockedError: another run holds the lock of ``out_dir``.
             AuthenticationError: (and the other :data:`FATAL_ERRORS`) at once.
             asyncio.CancelledError: when interrupted; running windows go back to pending.
         """
+        if self.lock is None:
+            with OutputLock(self.out_dir) as lock:
+                return await self._run(windows, lock.tmp_dir)
+        if not self.lock.held or self.lock.out_dir.resolve() != self.out_dir.resolve():
+            raise ValueError(f"lock= must be a held OutputLock of {self.out_dir}")
+        return await self._run(windows, self.lock.tmp_dir)
+
+    async def _run(self, windows: Sequence[Window], tmp_dir: Path) -> Summary:
         reports = sorted({str(w.report) for w in windows})
         self.check(windows)
         if not self.rebuild:
@@ -199,7 +225,7 @@ class Backfill:
                     self.manifest.pin(report, self.settings.as_pins())
         started = time.monotonic()
         before = self.client.stats
-        clear_temporary(self.out_dir)
+        self._tmp_dir = tmp_dir
         self.manifest.register(windows)
         summary = Summary(windows=len(windows))
         todo = []
@@ -325,11 +351,20 @@ class Backfill:
                 with self.format.open(file, window.report) as writer:
                     writer.write(records)
 
-            checksum = await asyncio.to_thread(write_atomically, self.out_dir, relative, write)
-            size = (self.out_dir / relative).stat().st_size
-            for stale in self.manifest.outputs_in(str(relative.parent)):
-                if stale != str(relative):  # another format's file, only now replaced
-                    (self.out_dir / stale).unlink(missing_ok=True)
+            try:
+                checksum = await asyncio.to_thread(
+                    write_atomically, self.out_dir, relative, write, tmp_dir=self._tmp_dir
+                )
+                size = (self.out_dir / relative).stat().st_size
+                for stale in self.manifest.outputs_in(str(relative.parent)):
+                    if stale != str(relative):  # another format's file, only now replaced
+                        (self.out_dir / stale).unlink(missing_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "write", self.out_dir / relative) from None
+        except OutputError:
+            with contextlib.suppress(OutputError):
+                self.manifest.reset(key)
+            raise
         except VoiceAPIError as exc:
             self.manifest.failed(key, str(exc))
             raise
