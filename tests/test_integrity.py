@@ -13,6 +13,7 @@ from voiceapi_async.backfill import (
     Backfill,
     IncompleteRebuildError,
     Manifest,
+    OutputLock,
     SettingsMismatchError,
     Summary,
     plan,
@@ -190,6 +191,24 @@ def test_verify_finds_stray_missing_and_miscounted_files(
         assert kind in line
     assert "date=2024-03-02" not in found.stdout
     assert voiceapi("verify", "--out", str(tmp_path / "nothing")).returncode == 2
+
+
+def test_verify_waits_for_no_backfill_and_refuses_a_foreign_manifest(
+    sim: VoiceSimulator, tmp_path: Path
+) -> None:
+    """Verify under a running backfill's lock exits 7; on a foreign manifest 6, one line."""
+    assert voiceapi(*backfill(tmp_path, what="calls"), env=env(sim)).returncode == 0
+    with OutputLock(tmp_path):
+        held = voiceapi("verify", "--out", str(tmp_path))
+    assert held.returncode == 7, held.stderr
+    assert "another backfill is writing" in held.stderr
+    assert voiceapi("verify", "--out", str(tmp_path)).returncode == 0
+    foreign = tmp_path / "other.sqlite"
+    foreign.write_bytes(b"not a database" * 20)
+    refused = voiceapi("verify", "--out", str(tmp_path), "--state", str(foreign))
+    assert refused.returncode == 6, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert foreign.read_bytes() == b"not a database" * 20
 
 
 def test_verify_sample_compares_windows_with_the_api(sim: VoiceSimulator, tmp_path: Path) -> None:

@@ -370,14 +370,7 @@ def verify_command(out_dir: Path, state: Path | None, sample: int | None, **kwar
     manifest_path = state or out_dir / "_manifest.sqlite"
     if not manifest_path.is_file():
         _usage(f"no manifest at {manifest_path}: give a backfill's --out (or its --state)")
-    with Manifest(manifest_path) as manifest:
-        report = verify(out_dir, manifest)
-        if sample is not None:
-            pins = [manifest.settings(name) for name in report.reports]
-            zones = sorted({p["timezone"] for p in pins if "timezone" in p})
-            if zones:  # the dataset's days are cut in its pinned zone
-                connection = attrs.evolve(connection, timezone=zones[0])
-            report.merge(_run(_sample(connection, out_dir, manifest, sample)))
+    report = _run(_verify(connection, out_dir, manifest_path, sample))
     _print_verify(report)
     raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED_WINDOWS)
 
@@ -595,11 +588,20 @@ async def _backfill(
     return summaries
 
 
-async def _sample(
-    connection: Connection, out_dir: Path, manifest: Manifest, count: int
+async def _verify(
+    connection: Connection, out_dir: Path, manifest_path: Path, sample: int | None
 ) -> VerifyReport:
-    async with _client(connection) as client:
-        return await verify_sample(client, out_dir, manifest, count)
+    """Check the dataset under its lock, so that no backfill writes while it is read."""
+    with OutputLock(out_dir), Manifest(manifest_path) as manifest:
+        report = verify(out_dir, manifest)
+        if sample is not None:
+            pins = [manifest.settings(name) for name in report.reports]
+            zones = sorted({p["timezone"] for p in pins if "timezone" in p})
+            if zones:  # the dataset's days are cut in its pinned zone
+                connection = attrs.evolve(connection, timezone=zones[0])
+            async with _client(connection) as client:
+                report.merge(await verify_sample(client, out_dir, manifest, sample))
+    return report
 
 
 # -- progress and summary --------------------------------------------------------------
