@@ -207,10 +207,11 @@ class VoiceClient:
             )
 
         structure_rows = self._converter.structure_rows
+        secrets = (config.token,)
 
         def make_page(read: RowsPage) -> Page[RecordT]:
             data = read.data
-            records = structure_rows(read.rows(), record_type, path=data.rows_path)
+            records = structure_rows(read.rows(), record_type, path=data.rows_path, secrets=secrets)
             return Page(records=records, window=read.window, shape=data.shape, numbers=data.numbers)
 
         return RecordStream(
