@@ -52,6 +52,35 @@ def test_a_secret_is_masked_in_every_written_form(form: str) -> None:
     assert text.replace(REDACTED, "") in {"before  after", 'before "" after', "before '' after"}
 
 
+@pytest.mark.parametrize(
+    "char", [" ", "\x7f", "\x80", "\xff", "\u0100", "\uffff", "\U00010000", "\U0010ffff"]
+)
+def test_characters_at_every_encoding_boundary_are_masked_in_every_form(char: str) -> None:
+    """Space, DEL, Latin-1, the BMP's end and astral characters match in each of their forms."""
+    secret = f"abcd{char}efgh"
+    forms = [
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret),
+        php_json(secret),
+        repr(secret),
+        ascii(secret),
+        f"abcd&#{ord(char)};efgh",
+        f"abcd&#x{ord(char):X};efgh",
+    ]
+    for form in forms:
+        assert "abcd" not in redact(f"<{form}>", secret), form
+    broken = f"<abcd{char}efgh>".encode("latin-1", "replace") if ord(char) < 0x100 else b""
+    assert "abcd" not in excerpt(broken, secrets=[secret])
+
+
+def test_a_secret_with_a_lone_surrogate_is_masked_without_error() -> None:
+    """A token read from a badly encoded environment (surrogate escapes) still works."""
+    secret = "tok\udcffen-value"
+    assert redact(f"x {secret} y", secret) == f"x {REDACTED} y"
+
+
 def test_a_secret_in_a_body_that_is_not_utf8_is_still_masked() -> None:
     """A non-ASCII character lost to a bad encoding does not let the rest through."""
     body = ("x" * 50 + "pre-é-post-secret-value").encode("latin-1")
@@ -257,7 +286,8 @@ def test_secret_keys_in_json_and_python_dictionaries_are_masked() -> None:
 def test_redact_json_masks_nested_secrets_and_secret_keys() -> None:
     """Every text of decoded JSON is redacted and secret keys lose their values whole."""
     value = {
-        "links": [{"href": SIGV4}, ("plain", 3)],
+        "links": [{"href": SIGV4}, ("plain", 3), f"list {TOKEN}"],
+        "meta": {"echo": f"dict {TOKEN}"},
         "Token": {"nested": "x"},
         "x-api-key": "k3y",
         "signature": None,
@@ -265,7 +295,8 @@ def test_redact_json_masks_nested_secrets_and_secret_keys() -> None:
     }
     safe = redact_json(value, TOKEN)
     assert "deadbeefcafe0123" not in repr(safe)
-    assert safe["links"][1] == ["plain", 3]
+    assert safe["links"][1:] == [["plain", 3], f"list {REDACTED}"]
+    assert safe["meta"] == {"echo": f"dict {REDACTED}"}
     assert safe["Token"] == REDACTED
     assert safe["x-api-key"] == REDACTED
     assert safe["signature"] is None
@@ -296,9 +327,9 @@ def test_excerpt_keeps_short_bodies_and_cuts_long_ones() -> None:
 def test_excerpt_reads_further_when_redaction_shrinks_the_start() -> None:
     """A secret cut at the end of the first prefix read is not kept when redaction shortened it."""
     limit = 200
-    guard = 20 * len(TOKEN) + 64
-    span = 4 * (limit + guard)
-    start = "token=" + "v" * 2700 + " " + "x" * 20
+    span = 4 * (limit + 20 * len(TOKEN))  # the first prefix read
+    head = " " + "x" * 20
+    start = "token=" + "v" * (span - len(head) - 6 - 10) + head  # the prefix cuts TOKEN at 10
     body = (start + TOKEN + "y" * 3000).encode()
     assert len(start) < span < len(start) + len(TOKEN)
     text = excerpt(body, limit, secrets=[TOKEN])

@@ -20,7 +20,6 @@ secret that straddles the cut cannot leave its first characters behind.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -143,19 +142,19 @@ def excerpt(body: bytes | str, limit: int = BODY_EXCERPT_CHARS, secrets: Sequenc
     Only a prefix of a long body is read: enough that a secret cut at its end lies
     beyond the ``limit`` characters kept, whatever redaction shortened before it.
     """
-    guard = _LONGEST_FORM * max((len(secret) for secret in secrets), default=0) + 64
+    # A secret cut at the prefix's end is left in its last `guard` characters at most.
+    guard = _LONGEST_FORM * max((len(secret) for secret in secrets), default=0)
     span = 4 * (limit + guard)
     while True:
         whole = span >= len(body)
-        text = _text(body if whole else body[:span])
-        safe = redact(text, *secrets)
+        safe = redact(_text(body[:span]), *secrets)
         if whole or len(safe) - guard >= limit:
             break
         span *= 4
     if whole and len(safe) <= limit:
         return safe
-    size, unit = (len(body), "bytes") if isinstance(body, bytes) else (len(body), "characters")
-    return f"{safe[:limit]}... [{size} {unit} in all]"
+    unit = "bytes" if isinstance(body, bytes) else "characters"
+    return f"{safe[:limit]}... [{len(body)} {unit} in all]"
 
 
 def _text(body: bytes | str) -> str:
@@ -169,9 +168,11 @@ def _is_secret_key(key: object) -> bool:
 _SECRET_KEYS = frozenset(name.lower() for name in SECRET_PARAMS) | SECRET_HEADERS
 
 
-@functools.lru_cache(maxsize=64)
 def _secret_pattern(secret: str) -> re.Pattern[str]:
-    """Return a pattern matching ``secret`` with each character in any of its written forms."""
+    """Return a pattern matching ``secret`` with each character in any of its written forms.
+
+    Not cached here: ``re`` caches compiled patterns, and errors are rare.
+    """
     return re.compile("".join(_char_pattern(char) for char in secret))
 
 
