@@ -81,6 +81,12 @@ def test_a_secret_with_a_lone_surrogate_is_masked_without_error() -> None:
     assert redact(f"x {secret} y", secret) == f"x {REDACTED} y"
 
 
+def test_a_secret_escaped_twice_is_masked() -> None:
+    """JSON inside JSON (a debug page quoting a request body) doubles every backslash."""
+    twice = json.dumps(json.dumps(HARD_TOKEN))
+    assert redact(twice, HARD_TOKEN) == f'"\\"{REDACTED}\\""'
+
+
 def test_a_secret_in_a_body_that_is_not_utf8_is_still_masked() -> None:
     """A non-ASCII character lost to a bad encoding does not let the rest through."""
     body = ("x" * 50 + "pre-é-post-secret-value").encode("latin-1")
