@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,5 +57,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_client.py
 	$(BIN)/python benchmarks/bench_fastapi_memory.py
 
+## mutation: mutation-test the redaction and protocol modules (slow; not part of `make test`)
+mutation: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
+	rm -rf mutants
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT)

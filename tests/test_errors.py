@@ -60,7 +60,7 @@ def test_excerpt_truncates_long_bodies() -> None:
     body = b"x" * 5000
     text = excerpt(body)
     assert len(text) < BODY_EXCERPT_CHARS + 40
-    assert text.endswith("[4500 more characters]")
+    assert text.endswith("[5000 bytes in all]")
 
 
 def test_status_errors_never_carry_the_token() -> None:

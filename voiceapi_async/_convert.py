@@ -204,49 +204,69 @@ class VoiceConverter(OrjsonConverter):
         self.field_hooks: dict[type[Any], dict[str, StructureHook]] = {}
         self.strict_hooks: dict[type[Any], StructureHook] = {}
 
-    def structure_rows(self, rows: Sequence[Any], cls: type[T], *, path: str = "$.data") -> list[T]:
+    def structure_rows(
+        self,
+        rows: Sequence[Any],
+        cls: type[T],
+        *,
+        path: str = "$.data",
+        secrets: Sequence[str] = (),
+    ) -> list[T]:
         """Structure a page's rows into ``cls`` records.
 
         Raises:
             RecordError: naming the first bad record's id and the field path, like
-                ``$.data[3].charges``.
+                ``$.data[3].charges``; ``secrets`` are masked in it. It chains nothing.
         """
         hook = self.get_structure_hook(cls)
         try:
             return [hook(row, cls) for row in rows]
-        except Exception:  # diagnosed below with the slow, detailed path
-            for index, row in enumerate(rows):
-                self.structure_one(row, cls, path=f"{path}[{index}]")
-            raise
+        except Exception as exc:  # diagnosed below, outside this block: nothing is chained
+            failure = type(exc).__name__
+        for index, row in enumerate(rows):
+            self.structure_one(row, cls, path=f"{path}[{index}]", secrets=secrets)
+        raise RecordError(  # pragma: no cover - the diagnosis finds every failure
+            f"the rows cannot be structured ({failure})", record_id=None, path=path
+        )
 
-    def structure_one(self, row: Any, cls: type[T], *, path: str = "$") -> T:
-        """Structure one record, explaining any failure as a :class:`RecordError`."""
+    def structure_one(
+        self, row: Any, cls: type[T], *, path: str = "$", secrets: Sequence[str] = ()
+    ) -> T:
+        """Structure one record, explaining any failure as a :class:`RecordError`.
+
+        The error names the record id, the field path and what was wrong, with
+        ``secrets`` and presigned-URL signatures masked; it chains no exception,
+        since the original holds the raw value.
+        """
         if not isinstance(row, Mapping):
             raise RecordError(
                 f"expected a record object, got {type(row).__name__}", record_id=None, path=path
             )
         record_id = row_id(row)
         hooks = self.field_hooks[cls]
+        problem: tuple[str, str] | None = None
         for field in attrs.fields(cast(Any, cls)):
             if field.name == "extra":
                 continue
             if field.name not in row:
-                raise RecordError(
-                    f"missing required field {field.name!r}",
-                    record_id=record_id,
-                    path=f"{path}.{field.name}",
-                )
+                problem = (f"missing required field {field.name!r}", f"{path}.{field.name}")
+                break
             try:
                 hooks[field.name](row[field.name], field.type)
             except Exception as exc:
-                raise RecordError(
-                    f"bad {field.name}: {exc}", record_id=record_id, path=f"{path}.{field.name}"
-                ) from exc
-        try:
-            result: T = self.get_structure_hook(cls)(row, cls)
-        except Exception as exc:  # pragma: no cover - every field passed on its own
-            raise RecordError(str(exc), record_id=record_id, path=path) from exc
-        return result
+                problem = (f"bad {field.name}: {exc}", f"{path}.{field.name}")
+                break
+        else:
+            try:
+                result: T = self.get_structure_hook(cls)(row, cls)
+            except Exception as exc:  # pragma: no cover - every field passed on its own
+                problem = (f"{type(exc).__name__}: {exc}", path)
+            else:
+                return result
+        # Raised here, outside the except blocks, so that no raw value is chained.
+        assert problem is not None
+        message, where = problem
+        raise RecordError(message, record_id=record_id, path=where, secrets=secrets)
 
     def format_datetime(self, value: dt.datetime) -> str:
         """Format a timestamp as the wire's naive ``YYYY-MM-DD HH:MM:SS`` in the account zone."""

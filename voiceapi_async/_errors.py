@@ -117,7 +117,8 @@ class ValidationError(APIStatusError):
         secrets: Sequence[str] = (),
     ) -> None:
         self.errors: dict[str, list[str]] = {
-            field: list(messages) for field, messages in (errors or {}).items()
+            redact(field, *secrets): [redact(text, *secrets) for text in messages]
+            for field, messages in (errors or {}).items()
         }
         if self.errors:
             fields = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
@@ -186,22 +187,27 @@ class ResponseFormatError(VoiceAPIError):
         self.url = redact(url, *secrets)
         self.body = excerpt(body, limit=200, secrets=secrets)
         where = f" for {self.url}" if self.url else ""
-        super().__init__(f"{message}{where}; body starts: {self.body!r}")
+        super().__init__(f"{redact(message, *secrets)}{where}; body starts: {self.body!r}")
 
 
 class RecordError(VoiceAPIError):
     """A record cannot be structured into its model.
 
     Attributes:
-        record_id: the record's ``id`` when it has one.
+        record_id: the record's ``id`` when it has one (redacted).
         path: where the bad value is, like ``$.data[3].charges``.
+
+    It never chains the exception it explains (which holds the raw value): the
+    message says what was wrong, redacted.
     """
 
-    def __init__(self, message: str, *, record_id: str | None, path: str) -> None:
-        self.record_id = record_id
-        self.path = path
-        which = f"record {record_id!r}" if record_id is not None else "record without an id"
-        super().__init__(f"{which} at {path}: {redact(message)}")
+    def __init__(
+        self, message: str, *, record_id: str | None, path: str, secrets: Sequence[str] = ()
+    ) -> None:
+        self.record_id = None if record_id is None else redact(record_id, *secrets)
+        self.path = redact(path, *secrets)
+        which = f"record {self.record_id!r}" if record_id is not None else "record without an id"
+        super().__init__(f"{which} at {self.path}: {redact(message, *secrets)}")
 
 
 class OutOfWindowError(VoiceAPIError):

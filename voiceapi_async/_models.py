@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import pendulum
 
-from voiceapi_async._redact import redact
+from voiceapi_async._redact import redact_json
 
 JSON = Any
 """A value as decoded from JSON: ``None``, bool, int, float, str, list or dict."""
@@ -63,15 +63,20 @@ class Shape(enum.StrEnum):
 _NO_EXTRA: Mapping[str, Any] = types.MappingProxyType({})
 
 
-def _dict_repr(value: Mapping[str, Any]) -> str:
-    return repr(dict(value))
+def _safe_repr(self: Any) -> str:
+    """Return the attrs-style repr of a record, every value redacted however deeply nested.
+
+    An unknown field in ``extra`` or the raw ``agent`` may hold a presigned URL too,
+    not only ``audio``: its signature and credential are masked wherever they are.
+    """
+    fields = ", ".join(
+        f"{field.name}={redact_json(getattr(self, field.name))!r}"
+        for field in attrs.fields(type(self))
+    )
+    return f"{type(self).__name__}({fields})"
 
 
-def _redacted_repr(value: str | None) -> str:
-    return repr(None if value is None else redact(value))
-
-
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, repr=False)
 class Call:
     """One call from the call-log report (``voice/calls``).
 
@@ -98,30 +103,31 @@ class Call:
     provider: str | None
     notes: str | None
     name: str | None
-    audio: str | None = attrs.field(repr=_redacted_repr)
-    extra: Mapping[str, JSON] = attrs.field(
-        default=_NO_EXTRA, eq=False, hash=False, repr=_dict_repr
-    )
+    audio: str | None
+    extra: Mapping[str, JSON] = attrs.field(default=_NO_EXTRA, eq=False, hash=False)
+
+    __repr__ = _safe_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, repr=False)
 class Recording:
     """One recording from the recordings report (``voice/recordings``).
 
     ``audio`` is usually a presigned URL valid for an hour; its signature is
-    redacted in the repr. ``agent`` is kept as raw JSON (its shape is undocumented).
+    redacted in the repr (so is any secret in ``agent`` or ``extra``). ``agent`` is
+    kept as raw JSON (its shape is undocumented).
     """
 
     id: str
     call_from: str
     call_to: str
-    audio: str | None = attrs.field(repr=_redacted_repr)
+    audio: str | None
     duration: pendulum.Duration
     agent: JSON = attrs.field(eq=False, hash=False)
     created_at: pendulum.DateTime
-    extra: Mapping[str, JSON] = attrs.field(
-        default=_NO_EXTRA, eq=False, hash=False, repr=_dict_repr
-    )
+    extra: Mapping[str, JSON] = attrs.field(default=_NO_EXTRA, eq=False, hash=False)
+
+    __repr__ = _safe_repr
 
 
 Record = Call | Recording

@@ -264,17 +264,24 @@ class _Reply:
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            # Handled outside this block: the decode error holds the whole body.
+            not_json: tuple[int, str] | None = (exc.pos, exc.msg)
+        else:
+            not_json = None
+        if not_json is not None:
             if status >= 400:
                 self._raise_for_status(status)
-            truncated = not body.strip() or exc.pos >= len(body.rstrip()) - 1
-            reason = "ends early (truncated)" if truncated else f"is not JSON ({exc.msg})"
-            raise self._format_error(f"response body {reason}", truncated=truncated) from None
+            position, why = not_json
+            truncated = not body.strip() or position >= len(body.rstrip()) - 1
+            reason = "ends early (truncated)" if truncated else f"is not JSON ({why})"
+            raise self._format_error(f"response body {reason}", truncated=truncated)
         if not isinstance(document, dict):
             if status >= 400:
                 self._raise_for_status(status)
             kind = type(document).__name__
             raise self._format_error(f"response body is a JSON {kind}, not an object")
-        if status >= 400 or document.get("status") not in _OK_STATUSES:
+        body_status = document.get("status")
+        if status >= 400 or type(body_status) not in (str, int) or body_status not in _OK_STATUSES:
             self._raise_for_body(document)
         return self._page_data(document)
 

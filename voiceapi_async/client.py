@@ -218,10 +218,11 @@ class VoiceClient:
 
         structure_rows = self._converter.structure_rows
         field = _FILTERED_BY[report]
+        secrets = (config.token,)
 
         def make_page(read: RowsPage) -> Page[RecordT]:
             data, window = read.data, read.window
-            records = structure_rows(read.rows(), record_type, path=data.rows_path)
+            records = structure_rows(read.rows(), record_type, path=data.rows_path, secrets=secrets)
             times = [getattr(record, field) for record in records]
             outside = first_outside(window, times)
             if outside is not None:
