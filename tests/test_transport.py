@@ -210,3 +210,16 @@ async def test_a_record_without_an_id_is_a_record_error_not_a_paging_error() -> 
         async with client() as voice:
             with pytest.raises(RecordError, match=r"\$\.data\[1\]\.id"):
                 await voice.calls("2019-06-11", "2019-06-11").collect()
+
+
+@pytest.mark.asyncio
+async def test_a_transport_error_carries_no_aiohttp_exception_along() -> None:
+    """The aiohttp error (with the request's headers) is neither cause nor context."""
+    with aioresponses() as mocked:
+        mocked.get(CALLS, exception=aiohttp.ClientConnectionError("reset"), repeat=True)
+        one_try = RetryPolicy(attempts=1)
+        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=one_try) as voice:
+            with pytest.raises(TransportError) as caught:
+                await voice.calls("2024-03-05", "2024-03-05").collect()
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None

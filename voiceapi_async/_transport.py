@@ -170,6 +170,7 @@ class Transport:
                 await self._limiter.acquire()
             self.counts.requests += 1
             started = time.monotonic()
+            failure: VoiceAPIError | None = None
             try:
                 async with session.request(
                     spec.method,
@@ -181,16 +182,20 @@ class Transport:
                     body = await self._read_body(response, url)
                     status, headers = response.status, response.headers
             except TimeoutError:
-                raise RequestTimeoutError(
+                failure = RequestTimeoutError(
                     f"no complete answer within the attempt timeout "
                     f"({self._config.attempt_timeout:g}s, read {self._config.read_timeout:g}s)",
                     url=url,
                     secrets=self._secrets,
-                ) from None
+                )
             except aiohttp.ClientError as exc:
-                raise TransportError(
+                failure = TransportError(
                     f"{type(exc).__name__}: {exc}", url=url, secrets=self._secrets
-                ) from None
+                )
+        if failure is not None:
+            # Raised outside the handler: aiohttp's error (which holds the request's
+            # headers, token included) must not ride along as __context__.
+            raise failure
         self.counts.bytes += len(body)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.monotonic() - started) * 1000
