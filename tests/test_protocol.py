@@ -494,3 +494,13 @@ def test_a_bare_list_has_no_paging_numbers_to_doubt() -> None:
     """Shape A is one page: nothing to check."""
     page = decipher(200, JSON, fixture_bytes("calls_shape_a.json"))
     assert implausible_numbers(page, 1) is None
+
+
+@pytest.mark.parametrize("text", ["²", "١٢", "9" * 5000, "1" * 19])
+def test_digit_strings_int_cannot_read_are_typed_errors(text: str) -> None:
+    """A status or paging number like '²' or 5,000 nines is a typed error, never a raw one."""
+    with pytest.raises(APIStatusError, match="reported status"):
+        decipher(200, JSON, orjson.dumps({"status": text}))
+    paginator = {"current_page": 1, "last_page": text, "per_page": 1, "total": 1, "data": []}
+    with pytest.raises(ResponseFormatError, match="last_page"):
+        decipher(200, JSON, orjson.dumps({"status": "OK", "data": paginator}))

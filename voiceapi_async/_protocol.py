@@ -47,6 +47,7 @@ DATE_FILTERS: Mapping[Report, str] = {
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _OK_STATUSES = frozenset({"OK", 200, "200"})
+_DIGITS_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 _SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
@@ -308,8 +309,8 @@ class _Reply:
         code = code if type(code) is int else None
         if type(body_status) is int:
             code = body_status
-        elif isinstance(body_status, str) and body_status.isdigit():
-            code = int(body_status)
+        elif (whole := _whole_number(body_status)) is not None:
+            code = whole
         if body_status is None and "exception" in document:
             exception = document.get("exception")
             message = f"{message or 'server error'} ({exception})" if exception else message
@@ -401,8 +402,8 @@ class _Reply:
                 return None
             if type(value) is int:
                 return value
-            if isinstance(value, str) and value.isdigit():
-                return int(value)
+            if (whole := _whole_number(value)) is not None:
+                return whole
             raise self._format_error(f"{meta_path}.{key} is {value!r}, not a whole number")
 
         return PageData(
@@ -420,6 +421,17 @@ class _Reply:
             has_next_link=next_link is not None,
             body=self.body,
         )
+
+
+def _whole_number(value: Any) -> int | None:
+    """Return a digit string's number (ASCII digits, at most 18 of them), else ``None``.
+
+    ``str.isdigit`` also accepts digits ``int`` cannot read (``"²"``), and ``int``
+    refuses strings of more than 4,300 digits: neither may escape as a raw ValueError.
+    """
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return int(value)
+    return None
 
 
 def _field_errors(errors: Any) -> dict[str, list[str]]:
