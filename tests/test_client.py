@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import pendulum
 import pytest
 import pytest_asyncio
 
@@ -643,3 +644,29 @@ def test_client_accepts_a_config_with_overrides() -> None:
     with pytest.raises(ValueError, match="before start"):
         client.recordings("2024-01-02", "2024-01-01")
     assert isinstance(Recording, type)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("zone", "day"), [("America/New_York", "2024-11-03"), ("Europe/London", "2024-10-27")]
+)
+async def test_the_repeated_hour_of_a_fall_back_day_is_no_out_of_window_error(
+    zone: str, day: str
+) -> None:
+    """Records in a fall-back day's repeated hour belong to a window or part ending at 01:59:59."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=2400, rate_limit=0, timezone=zone) as sim,
+        client_for(sim, timezone=zone, per_page=100) as client,
+        client_for(sim, timezone=zone, per_page=100, split_pages=2) as splitting,
+    ):
+        midnight = dt.datetime.fromisoformat(day)
+        start = pendulum.datetime(midnight.year, midnight.month, midnight.day, 1, tz=zone)
+        end = start.add(minutes=59, seconds=59)  # 01:59:59 in the first (summer) fold
+        calls = await client.calls(start, end).collect()
+        whole = await splitting.calls(day, day).collect()  # in parts of 2 hours
+        hour = midnight + dt.timedelta(hours=1)
+        truth = sim.ids_between("calls", hour, hour + dt.timedelta(seconds=3599))
+        all_day = sim.ids_between("calls", midnight, midnight + dt.timedelta(seconds=86399))
+    assert truth
+    assert {c.id for c in calls} == truth
+    assert {c.id for c in whole} == all_day

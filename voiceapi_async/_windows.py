@@ -264,14 +264,26 @@ def split_window(window: Window, parts: int) -> list[Window]:
 def first_outside(window: Window, times: Sequence[dt.datetime | None]) -> int | None:
     """Return the position of the first time outside ``window``, or ``None``.
 
-    Both ends of the window are inclusive, to the second, as the server filters;
+    Both ends of the window are inclusive, to the second, as the server filters: on
+    naive wall-clock times in the account's zone. So times are compared as wall
+    times in the window's zone, never as instants: in a day's repeated hour (a
+    fall-back change) 01:30 belongs to the part 01:00:00..01:59:59 whatever its fold.
     ``None`` times (a call that has not ended) are not judged.
     """
-    start, stop = window.start, window.end + _ONE_SECOND
-    present = [time for time in times if time is not None]
+    zone = window.start.tzinfo
+    start, stop = wall_time(window.start), wall_time(window.end) + _ONE_SECOND
+    walls = [None if time is None else _wall_in(time, zone) for time in times]
+    present = [wall for wall in walls if wall is not None]
     if not present or (start <= min(present) and max(present) < stop):
         return None
-    for position, time in enumerate(times):
-        if time is not None and not start <= time < stop:
+    for position, wall in enumerate(walls):
+        if wall is not None and not start <= wall < stop:
             return position
     return None  # pragma: no cover - min/max found one
+
+
+def _wall_in(time: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
+    """Return ``time``'s naive wall-clock time in ``zone`` (with its fraction of a second)."""
+    if time.tzinfo is not zone and time.tzinfo is not None:
+        time = time.astimezone(zone)
+    return time.replace(tzinfo=None)
