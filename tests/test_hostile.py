@@ -500,3 +500,43 @@ async def test_a_backfill_window_with_records_outside_it_fails_and_writes_nothin
     assert all("did not apply the date filter" in error for error in errors.values())
     assert sorted(errors) == [w.key for w in windows]
     assert not list(tmp_path.glob("**/*.jsonl"))
+
+
+# --- probes: liars whose numbers agree ---------------------------------------------------
+
+
+def asked_span(request: web.Request) -> tuple[dt.datetime, dt.datetime]:
+    """Return the wall-clock range a request's date filter asked for, both ends inclusive."""
+    first, last = request.query["datetime[end_at]"].split(" - ")
+
+    def read(text: str, *, end: bool) -> dt.datetime:
+        with contextlib.suppress(ValueError):
+            return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+        day = dt.datetime.strptime(text, "%b %d, %Y")
+        return day.replace(hour=23, minute=59, second=59) if end else day
+
+    return read(first, end=False), read(last, end=True)
+
+
+@pytest.mark.asyncio
+async def test_a_part_that_pages_into_another_parts_records_is_an_out_of_window_error() -> None:
+    """Counts add up, but a later part's page 2 repeats part 1's calls: never a silent loss."""
+    morning = [dict(ROW, id=f"a{n}", end_at="2019-06-11 03:00:00") for n in range(4)]
+    evening = [dict(ROW, id=f"b{n}", end_at="2019-06-11 15:00:00") for n in range(4)]
+
+    async def handler(request: web.Request) -> web.Response:
+        first, last = asked_span(request)
+        page = page_asked(request)
+        held = [
+            r for r in morning + evening if first <= dt.datetime.fromisoformat(r["end_at"]) <= last
+        ]
+        rows = held[(page - 1) * 2 : page * 2]
+        if first.hour >= 12 and page == 2:
+            rows = morning[:2]  # instead of b2, b3
+        return paginator(
+            rows, page=page, per_page=2, total=len(held), last_page=-(-len(held) // 2) or 1
+        )
+
+    async with hostile(handler) as served, served.client(**STRICT, split_pages=1) as client:
+        with pytest.raises(OutOfWindowError, match=r"record 'a0' has end_at 2019-06-11 03:00:00"):
+            await client.calls("2019-06-11", "2019-06-11").collect()

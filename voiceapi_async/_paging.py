@@ -53,6 +53,18 @@ class RowsPage:
         rows = read_rows(self.data.body, self.data.shape)
         return rows if self.keep is None else [rows[n] for n in self.keep]
 
+    def repeated_rows(self) -> list[Any]:
+        """Return the page's rows that were dropped as already handed on.
+
+        They must lie in the window too: a part that answers with another part's
+        records would otherwise lose its own without a trace.
+        """
+        if self.keep is None:
+            return []
+        kept = set(self.keep)
+        rows = read_rows(self.data.body, self.data.shape)
+        return [row for position, row in enumerate(rows) if position not in kept]
+
 
 @attrs.frozen(slots=True)
 class _Fetched:

@@ -219,9 +219,7 @@ class VoiceClient:
         structure_rows = self._converter.structure_rows
         field = _FILTERED_BY[report]
 
-        def make_page(read: RowsPage) -> Page[RecordT]:
-            data, window = read.data, read.window
-            records = structure_rows(read.rows(), record_type, path=data.rows_path)
+        def check(window: Window, records: list[RecordT]) -> None:
             times = [getattr(record, field) for record in records]
             outside = first_outside(window, times)
             if outside is not None:
@@ -231,6 +229,13 @@ class VoiceClient:
                     field=field,
                     timestamp=str(times[outside]),
                 )
+
+        def make_page(read: RowsPage) -> Page[RecordT]:
+            data, window = read.data, read.window
+            records = structure_rows(read.rows(), record_type, path=data.rows_path)
+            check(window, records)
+            if read.keep is not None and (repeated := read.repeated_rows()):
+                check(window, structure_rows(repeated, record_type, path=data.rows_path))
             return Page(records=records, window=window, shape=data.shape, numbers=data.numbers)
 
         return RecordStream(
