@@ -18,6 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -540,3 +541,53 @@ async def test_a_part_that_pages_into_another_parts_records_is_an_out_of_window_
     async with hostile(handler) as served, served.client(**STRICT, split_pages=1) as client:
         with pytest.raises(OutOfWindowError, match=r"record 'a0' has end_at 2019-06-11 03:00:00"):
             await client.calls("2019-06-11", "2019-06-11").collect()
+
+
+def repeating_liar(*, per_part: bool, cap: int) -> Handler:
+    """A server claiming a billion calls a day, paged one a page, that holds 3 calls a range.
+
+    Its numbers agree and its calls lie in the range asked for; only their ids repeat
+    (per range when ``per_part``, else everywhere). After ``cap`` requests it answers
+    empty pages, so that a client without a bound ends too.
+    """
+    answered = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal answered
+        answered += 1
+        first, last = asked_span(request)
+        total = 10**9 * (int((last - first).total_seconds()) + 1) // 86400
+        page = page_asked(request)
+        tag = f"{first:%H%M%S}-" if per_part else ""
+        row = dict(ROW, id=f"call-{tag}{page % 3}", end_at=f"{first:%Y-%m-%d %H:%M:%S}")
+        rows = [row] if answered <= cap else []
+        return paginator(rows, page=page, per_page=1, total=total, last_page=max(total, 1))
+
+    return handler
+
+
+@pytest.mark.asyncio
+async def test_parts_whose_first_pages_share_records_fail_before_any_part_is_paged() -> None:
+    """Counts that add up, but the same calls in every part: the sub-day filter is ignored."""
+    async with (
+        hostile(repeating_liar(per_part=False, cap=5000)) as served,
+        served.client(**STRICT) as client,
+    ):
+        with pytest.raises(PagingError, match=r"the same records came back for different parts"):
+            await client.calls("2019-06-11", "2019-06-11").collect()
+    assert len(served.requests) == 1 + MAX_PARTS
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("split", [True, False])
+async def test_pages_that_only_repeat_records_end_the_window_in_few_requests(split: bool) -> None:
+    """Consistent numbers for a billion calls, but pages repeat 3 ids: a bounded PagingError."""
+    start = dt.datetime(2019, 6, 11, 10, tzinfo=ZoneInfo(TZ))
+    end = start + (dt.timedelta(days=1, seconds=-1) if split else dt.timedelta(seconds=30))
+    async with (
+        hostile(repeating_liar(per_part=True, cap=5000)) as served,
+        served.client(**STRICT, max_in_flight=2) as client,
+    ):
+        with pytest.raises(PagingError, match=r"changed while it was read 3 times"):
+            await client.calls(start, end).collect()
+    assert len(served.requests) < 250

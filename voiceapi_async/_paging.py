@@ -212,6 +212,7 @@ class WindowReader:
                 f"parts claim {claimed}: the server's counts do not add up (it may not apply "
                 "the date filter)"
             )
+        _check_disjoint(window, firsts)
         for piece, first in zip(pieces, firsts, strict=True):
             await self._read_window(piece, emit, admission, seen, first)
 
@@ -261,7 +262,7 @@ class WindowReader:
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if page.following is None:
+                    if page.following is None or state.repeated:
                         break
             finally:
                 launcher.cancel()
@@ -278,6 +279,24 @@ class WindowReader:
         keep = state.take(page.ids)
         if (page.ids if keep is None else keep) or first_pass:
             await emit(RowsPage(window, page.data, keep))
+
+
+def _check_disjoint(window: Window, firsts: Sequence[_Fetched]) -> None:
+    """Raise :class:`PagingError` when two parts' first pages share a record.
+
+    Parts are disjoint ranges and a record has one timestamp: the same id in two
+    parts means the server does not apply the sub-day date filter.
+    """
+    held: set[str] = set()
+    for first in firsts:
+        ids = {record_id for record_id in first.ids if record_id is not None}
+        if not held.isdisjoint(ids):
+            raise PagingError(
+                f"window {window.key}: the same records came back for different parts of it "
+                f"(such as {min(held & ids)!r}): the server does not apply the date filter "
+                "to parts of a day"
+            )
+        held |= ids
 
 
 def _text_ids(rows: Sequence[Any]) -> list[str] | None:
@@ -298,6 +317,8 @@ class _Pass:
         # On a window's first pass every id seen is an id of this pass: one set serves.
         self.ids: set[str] = seen if not seen else set()
         self.consistent = True
+        self.repeated = False
+        """A page brought only ids this pass had seen: the pass stops and is read again."""
 
     def take(self, page_ids: Sequence[str | None]) -> list[int] | None:
         """Note a page's ids; return ``None`` if all are new, else the new rows' positions.
@@ -307,18 +328,24 @@ class _Pass:
         if None in page_ids:
             return self._take_one_by_one(page_ids)
         ids = cast("Sequence[str]", page_ids)
-        if self.ids is not self.seen:
-            self.ids.update(ids)
         seen = self.seen
-        if seen.isdisjoint(ids):
+        if seen.isdisjoint(ids):  # new to the window, so new to this pass too
             before = len(seen)
             seen.update(ids)
             if len(seen) - before == len(ids):
+                if self.ids is not seen:
+                    self.ids.update(ids)
                 return None
             seen.difference_update(ids)
         return self._take_one_by_one(ids)
 
     def _take_one_by_one(self, ids: Sequence[str | None]) -> list[int]:
+        known = [record_id for record_id in ids if record_id is not None]
+        if known and self.ids.issuperset(known):
+            # Only rows this pass handed on already: offsets moved by a page or more, or
+            # the server repeats itself. Either way, reading on would not end well.
+            self.consistent = False
+            self.repeated = True
         fresh = []
         for position, record_id in enumerate(ids):
             if record_id is None:
