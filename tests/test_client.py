@@ -670,3 +670,18 @@ async def test_the_repeated_hour_of_a_fall_back_day_is_no_out_of_window_error(
     assert truth
     assert {c.id for c in calls} == truth
     assert {c.id for c in whole} == all_day
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("day", ["0001-01-02", "9999-12-30"])
+async def test_the_first_and_last_supported_days_are_read_from_an_honest_server(day: str) -> None:
+    """Year 1 and year 9999 stream like any day: four-digit years on the wire both ways."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=20, rate_limit=0) as sim,
+        client_for(sim) as client,
+    ):
+        calls = await client.calls(day, day).collect()
+        midnight = dt.datetime.fromisoformat(day)
+        truth = sim.ids_between("calls", midnight, midnight.replace(hour=23, minute=59, second=59))
+    assert truth
+    assert {c.id for c in calls} == truth

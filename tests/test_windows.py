@@ -291,3 +291,10 @@ def test_first_outside_judges_wall_times_on_daylight_saving_days(
         after = localize(hi + dt.timedelta(seconds=1), tz)
         assert first_outside(piece, [before]) == 0
         assert first_outside(piece, [times[0], after]) == 1
+
+
+@pytest.mark.parametrize("text", ["20240305", "2024-W10-2", "2024W102"])
+def test_iso_dates_in_their_other_forms_are_whole_days(text: str) -> None:
+    """Basic and week-date forms of 2024-03-05 plan that day, not a 'naive datetime' error."""
+    (window,) = plan_windows("calls", text, text, "Asia/Kolkata")
+    assert window.key == "calls/2024-03-05"

@@ -121,7 +121,7 @@ def _unsupported(name: str, value: dt.date, there: dt.date | None) -> ValueError
 def _parse_iso(text: str, *, name: str) -> dt.date | dt.datetime:
     stripped = text.strip()
     try:
-        if len(stripped) == 10:
+        if len(stripped) <= 10:  # a date: 2024-03-05, 20240305, 2024-W10-2
             return dt.date.fromisoformat(stripped)
         return dt.datetime.fromisoformat(stripped)
     except ValueError:
