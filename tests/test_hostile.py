@@ -591,3 +591,29 @@ async def test_pages_that_only_repeat_records_end_the_window_in_few_requests(spl
         with pytest.raises(PagingError, match=r"changed while it was read 3 times"):
             await client.calls(start, end).collect()
     assert len(served.requests) < 250
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("split", [True, False])
+async def test_pages_short_of_per_page_before_the_last_end_the_window_in_few_requests(
+    split: bool,
+) -> None:
+    """A billion calls announced, one new call a page of 100: a bounded PagingError."""
+    answered = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal answered
+        answered += 1
+        first, last = asked_span(request)
+        total = 10**9 * (int((last - first).total_seconds()) + 1) // 86400
+        page = page_asked(request)
+        row = dict(ROW, id=f"call-{first:%H%M%S}-{page}", end_at=f"{first:%Y-%m-%d %H:%M:%S}")
+        rows = [row] if answered <= 5000 else []
+        return paginator(rows, page=page, per_page=100, total=total, last_page=-(-total // 100))
+
+    start = dt.datetime(2019, 6, 11, 10, tzinfo=ZoneInfo(TZ))
+    end = start + (dt.timedelta(days=1, seconds=-1) if split else dt.timedelta(seconds=30))
+    async with hostile(handler) as served, served.client(**STRICT, max_in_flight=2) as client:
+        with pytest.raises(PagingError, match=r"changed while it was read 3 times"):
+            await client.calls(start, end).collect()
+    assert len(served.requests) < 250

@@ -169,7 +169,7 @@ class WindowReader:
         if parts:
             await self._read_parts(window, first, parts, admission, emit, seen)
             return True
-        if first.following is not None:
+        if first.following is not None and not state.halted:
             await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
         return state.consistent and len(state.ids) == first.data.numbers.total
 
@@ -262,7 +262,7 @@ class WindowReader:
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if page.following is None or state.repeated:
+                    if page.following is None or state.halted:
                         break
             finally:
                 launcher.cancel()
@@ -275,7 +275,7 @@ class WindowReader:
     async def _deliver(
         self, window: Window, page: _Fetched, state: _Pass, emit: Emit, first_pass: bool
     ) -> None:
-        state.check(page.data)
+        state.check(page.data, len(page.ids))
         keep = state.take(page.ids)
         if (page.ids if keep is None else keep) or first_pass:
             await emit(RowsPage(window, page.data, keep))
@@ -317,8 +317,9 @@ class _Pass:
         # On a window's first pass every id seen is an id of this pass: one set serves.
         self.ids: set[str] = seen if not seen else set()
         self.consistent = True
-        self.repeated = False
-        """A page brought only ids this pass had seen: the pass stops and is read again."""
+        self.halted = False
+        """A page no still window gives (only ids this pass had seen, or too few rows
+        before the last page): the pass stops here and the window is read again."""
 
     def take(self, page_ids: Sequence[str | None]) -> list[int] | None:
         """Note a page's ids; return ``None`` if all are new, else the new rows' positions.
@@ -345,7 +346,7 @@ class _Pass:
             # Only rows this pass handed on already: offsets moved by a page or more, or
             # the server repeats itself. Either way, reading on would not end well.
             self.consistent = False
-            self.repeated = True
+            self.halted = True
         fresh = []
         for position, record_id in enumerate(ids):
             if record_id is None:
@@ -357,7 +358,12 @@ class _Pass:
             self.ids.add(record_id)  # after the check: on a first pass, ids is seen
         return fresh
 
-    def check(self, data: PageData) -> None:
+    def check(self, data: PageData, rows: int) -> None:
+        """Note whether ``data``'s numbers, with its ``rows`` rows, agree with page 1's."""
         now, then = data.numbers, self.numbers
         if (now.total, now.last_page, now.per_page) != (then.total, then.last_page, then.per_page):
             self.consistent = False
+        if 0 < rows < now.per_page and now.current_page < now.last_page:
+            # Short before the last page: records left, or the numbers are invented.
+            self.consistent = False
+            self.halted = True
