@@ -479,6 +479,9 @@ def test_decipher_masks_the_token_echoed_in_a_body() -> None:
         ({"data": [{"id": "a"}, {"id": "b"}]}, 1, "2 rows on a page of 1"),
         ({"from": 2, "to": 2}, 1, "rows 2..2 announced for the 1 rows of page 1"),
         ({"data": [], "from": None, "to": None}, 1, None),
+        ({"data": [], "from": None, "to": None, "total": 0, "last_page": 0}, 1, None),
+        ({"data": [], "from": None, "to": None, "total": 0, "last_page": 2}, 1, "last_page 2"),
+        ({"data": [], "from": None, "to": None, "total": 3, "last_page": 0}, 1, "last_page 0"),
     ],
 )
 def test_paging_numbers_that_cannot_be_true(
