@@ -512,6 +512,8 @@ def test_config_from_env_and_validation() -> None:
         ("https:///api/v2/", "has no host"),
         ("https://user:s3cr3t-p@portal.example.test/api/v2/", "carries user info"),
         ("https://portal.example.test/api/v2/\r\nX-Evil: 1", "whitespace or a control"),
+        ("https://portal.example.test/api/v2/\ufeff", "whitespace or a control"),
+        ("https://portal.example.test\u200b/api/v2/", "whitespace or a control"),
         ("https://portal.example.test:http/api/v2/", "not a valid URL"),
     ],
 )

@@ -65,7 +65,7 @@ def _base_url(value: str) -> str:
             f"base_url {shown} carries user info ('user:password@'): give only the API "
             f"root, like {_EXAMPLE_URL} (the API authenticates with token=)"
         )
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in value):
+    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
         raise ValueError(
             f"base_url {shown} contains whitespace or a control character: remove it "
             f"(an API root looks like {_EXAMPLE_URL})"
