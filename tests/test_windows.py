@@ -298,3 +298,11 @@ def test_iso_dates_in_their_other_forms_are_whole_days(text: str) -> None:
     """Basic and week-date forms of 2024-03-05 plan that day, not a 'naive datetime' error."""
     (window,) = plan_windows("calls", text, text, "Asia/Kolkata")
     assert window.key == "calls/2024-03-05"
+
+
+def test_an_iso_string_without_an_offset_says_how_to_write_one() -> None:
+    """A CLI or web user typing a datetime without offset is shown the string to type."""
+    with pytest.raises(TypeError, match=r"start='2024-03-05T10:00' has no UTC offset") as caught:
+        plan_windows("calls", "2024-03-05T10:00", "2024-03-06", "UTC")
+    assert "'2024-03-05T10:00:00+05:30'" in str(caught.value)
+    assert "'2024-03-05')" in str(caught.value)

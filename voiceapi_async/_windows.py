@@ -79,7 +79,13 @@ def localize(wall: dt.datetime, tz: Timezone) -> pendulum.DateTime:
 def _bound(value: DateLike, tz: Timezone, *, name: str, is_end: bool) -> dt.datetime:
     """Return a range bound as naive wall time in ``tz`` (an end is inclusive)."""
     if isinstance(value, str):
-        value = _parse_iso(value, name=name)
+        text, value = value, _parse_iso(value, name=name)
+        if isinstance(value, dt.datetime) and value.utcoffset() is None:
+            raise TypeError(
+                f"{name}={text!r} has no UTC offset, which is ambiguous: add one, like "
+                f"'{value:%Y-%m-%dT%H:%M:%S}+05:30', or give a date ('{value:%Y-%m-%d}') "
+                "for the whole day"
+            )
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise TypeError(
