@@ -277,15 +277,23 @@ def first_outside(window: Window, times: Sequence[dt.datetime | None]) -> int | 
     ``None`` times (a call that has not ended) are not judged.
     """
     zone = window.start.tzinfo
-    start, stop = wall_time(window.start), wall_time(window.end) + _ONE_SECOND
-    walls = [None if time is None else _wall_in(time, zone) for time in times]
-    present = [wall for wall in walls if wall is not None]
-    if not present or (start <= min(present) and max(present) < stop):
+    present = [time for time in times if time is not None]
+    if not present:
         return None
-    for position, wall in enumerate(walls):
-        if wall is not None and not start <= wall < stop:
+    # Aware datetimes that share one tzinfo object compare by wall time, fold ignored:
+    # the common case (every record read in the account's zone) needs no conversion.
+    stop = wall_time(window.end) + _ONE_SECOND
+    if (
+        {time.tzinfo for time in present} == {zone}
+        and window.start <= min(present)
+        and max(present) < stop.replace(tzinfo=zone)
+    ):
+        return None
+    start = wall_time(window.start)
+    for position, time in enumerate(times):
+        if time is not None and not start <= _wall_in(time, zone) < stop:
             return position
-    return None  # pragma: no cover - min/max found one
+    return None
 
 
 def _wall_in(time: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
