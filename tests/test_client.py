@@ -687,3 +687,25 @@ async def test_the_first_and_last_supported_days_are_read_from_an_honest_server(
         truth = sim.ids_between("calls", midnight, midnight.replace(hour=23, minute=59, second=59))
     assert truth
     assert {c.id for c in calls} == truth
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_days", "31"),
+        ("max_days", 1.5),
+        ("max_days", True),
+        ("max_response_bytes", "1000"),
+        ("max_response_bytes", float("inf")),
+        ("per_page", "100"),
+        ("split_pages", float("inf")),
+        ("rereads", 2.0),
+    ],
+)
+def test_counts_given_as_text_floats_or_bools_are_type_errors_naming_the_setting(
+    setting: str, value: object
+) -> None:
+    """max_days='31' (text from an environment) says to convert it, not a bare comparison error."""
+    settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", setting: value}
+    with pytest.raises(TypeError, match=rf"'{setting}' must be a whole number \(int\)"):
+        ClientConfig(**settings)
