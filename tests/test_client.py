@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import pendulum
 import pytest
 import pytest_asyncio
 
@@ -511,6 +512,8 @@ def test_config_from_env_and_validation() -> None:
         ("https:///api/v2/", "has no host"),
         ("https://user:s3cr3t-p@portal.example.test/api/v2/", "carries user info"),
         ("https://portal.example.test/api/v2/\r\nX-Evil: 1", "whitespace or a control"),
+        ("https://portal.example.test/api/v2/\ufeff", "whitespace or a control"),
+        ("https://portal.example.test\u200b/api/v2/", "whitespace or a control"),
         ("https://portal.example.test:http/api/v2/", "not a valid URL"),
     ],
 )
@@ -643,3 +646,66 @@ def test_client_accepts_a_config_with_overrides() -> None:
     with pytest.raises(ValueError, match="before start"):
         client.recordings("2024-01-02", "2024-01-01")
     assert isinstance(Recording, type)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("zone", "day"), [("America/New_York", "2024-11-03"), ("Europe/London", "2024-10-27")]
+)
+async def test_the_repeated_hour_of_a_fall_back_day_is_no_out_of_window_error(
+    zone: str, day: str
+) -> None:
+    """Records in a fall-back day's repeated hour belong to a window or part ending at 01:59:59."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=2400, rate_limit=0, timezone=zone) as sim,
+        client_for(sim, timezone=zone, per_page=100) as client,
+        client_for(sim, timezone=zone, per_page=100, split_pages=2) as splitting,
+    ):
+        midnight = dt.datetime.fromisoformat(day)
+        start = pendulum.datetime(midnight.year, midnight.month, midnight.day, 1, tz=zone)
+        end = start.add(minutes=59, seconds=59)  # 01:59:59 in the first (summer) fold
+        calls = await client.calls(start, end).collect()
+        whole = await splitting.calls(day, day).collect()  # in parts of 2 hours
+        hour = midnight + dt.timedelta(hours=1)
+        truth = sim.ids_between("calls", hour, hour + dt.timedelta(seconds=3599))
+        all_day = sim.ids_between("calls", midnight, midnight + dt.timedelta(seconds=86399))
+    assert truth
+    assert {c.id for c in calls} == truth
+    assert {c.id for c in whole} == all_day
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("day", ["0001-01-02", "9999-12-30"])
+async def test_the_first_and_last_supported_days_are_read_from_an_honest_server(day: str) -> None:
+    """Year 1 and year 9999 stream like any day: four-digit years on the wire both ways."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=20, rate_limit=0) as sim,
+        client_for(sim) as client,
+    ):
+        calls = await client.calls(day, day).collect()
+        midnight = dt.datetime.fromisoformat(day)
+        truth = sim.ids_between("calls", midnight, midnight.replace(hour=23, minute=59, second=59))
+    assert truth
+    assert {c.id for c in calls} == truth
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_days", "31"),
+        ("max_days", 1.5),
+        ("max_days", True),
+        ("max_response_bytes", "1000"),
+        ("max_response_bytes", float("inf")),
+        ("per_page", "100"),
+        ("split_pages", float("inf")),
+        ("rereads", 2.0),
+    ],
+)
+def test_counts_given_as_text_floats_or_bools_are_type_errors_naming_the_setting(
+    setting: str, value: object
+) -> None:
+    """max_days='31' (text from an environment) says to convert it, not a bare comparison error."""
+    settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", setting: value}
+    with pytest.raises(TypeError, match=rf"'{setting}' must be a whole number \(int\)"):
+        ClientConfig(**settings)

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -500,3 +501,119 @@ async def test_a_backfill_window_with_records_outside_it_fails_and_writes_nothin
     assert all("did not apply the date filter" in error for error in errors.values())
     assert sorted(errors) == [w.key for w in windows]
     assert not list(tmp_path.glob("**/*.jsonl"))
+
+
+# --- probes: liars whose numbers agree ---------------------------------------------------
+
+
+def asked_span(request: web.Request) -> tuple[dt.datetime, dt.datetime]:
+    """Return the wall-clock range a request's date filter asked for, both ends inclusive."""
+    first, last = request.query["datetime[end_at]"].split(" - ")
+
+    def read(text: str, *, end: bool) -> dt.datetime:
+        with contextlib.suppress(ValueError):
+            return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+        day = dt.datetime.strptime(text, "%b %d, %Y")
+        return day.replace(hour=23, minute=59, second=59) if end else day
+
+    return read(first, end=False), read(last, end=True)
+
+
+@pytest.mark.asyncio
+async def test_a_part_that_pages_into_another_parts_records_is_an_out_of_window_error() -> None:
+    """Counts add up, but a later part's page 2 repeats part 1's calls: never a silent loss."""
+    morning = [dict(ROW, id=f"a{n}", end_at="2019-06-11 03:00:00") for n in range(4)]
+    evening = [dict(ROW, id=f"b{n}", end_at="2019-06-11 15:00:00") for n in range(4)]
+
+    async def handler(request: web.Request) -> web.Response:
+        first, last = asked_span(request)
+        page = page_asked(request)
+        held = [
+            r for r in morning + evening if first <= dt.datetime.fromisoformat(r["end_at"]) <= last
+        ]
+        rows = held[(page - 1) * 2 : page * 2]
+        if first.hour >= 12 and page == 2:
+            rows = morning[:2]  # instead of b2, b3
+        return paginator(
+            rows, page=page, per_page=2, total=len(held), last_page=-(-len(held) // 2) or 1
+        )
+
+    async with hostile(handler) as served, served.client(**STRICT, split_pages=1) as client:
+        with pytest.raises(OutOfWindowError, match=r"record 'a0' has end_at 2019-06-11 03:00:00"):
+            await client.calls("2019-06-11", "2019-06-11").collect()
+
+
+def repeating_liar(*, per_part: bool, cap: int) -> Handler:
+    """A server claiming a billion calls a day, paged one a page, that holds 3 calls a range.
+
+    Its numbers agree and its calls lie in the range asked for; only their ids repeat
+    (per range when ``per_part``, else everywhere). After ``cap`` requests it answers
+    empty pages, so that a client without a bound ends too.
+    """
+    answered = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal answered
+        answered += 1
+        first, last = asked_span(request)
+        total = 10**9 * (int((last - first).total_seconds()) + 1) // 86400
+        page = page_asked(request)
+        tag = f"{first:%H%M%S}-" if per_part else ""
+        row = dict(ROW, id=f"call-{tag}{page % 3}", end_at=f"{first:%Y-%m-%d %H:%M:%S}")
+        rows = [row] if answered <= cap else []
+        return paginator(rows, page=page, per_page=1, total=total, last_page=max(total, 1))
+
+    return handler
+
+
+@pytest.mark.asyncio
+async def test_parts_whose_first_pages_share_records_fail_before_any_part_is_paged() -> None:
+    """Counts that add up, but the same calls in every part: the sub-day filter is ignored."""
+    async with (
+        hostile(repeating_liar(per_part=False, cap=5000)) as served,
+        served.client(**STRICT) as client,
+    ):
+        with pytest.raises(PagingError, match=r"the same records came back for different parts"):
+            await client.calls("2019-06-11", "2019-06-11").collect()
+    assert len(served.requests) == 1 + MAX_PARTS
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("split", [True, False])
+async def test_pages_that_only_repeat_records_end_the_window_in_few_requests(split: bool) -> None:
+    """Consistent numbers for a billion calls, but pages repeat 3 ids: a bounded PagingError."""
+    start = dt.datetime(2019, 6, 11, 10, tzinfo=ZoneInfo(TZ))
+    end = start + (dt.timedelta(days=1, seconds=-1) if split else dt.timedelta(seconds=30))
+    async with (
+        hostile(repeating_liar(per_part=True, cap=5000)) as served,
+        served.client(**STRICT, max_in_flight=2) as client,
+    ):
+        with pytest.raises(PagingError, match=r"changed while it was read 3 times"):
+            await client.calls(start, end).collect()
+    assert len(served.requests) < 250
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("split", [True, False])
+async def test_pages_short_of_per_page_before_the_last_end_the_window_in_few_requests(
+    split: bool,
+) -> None:
+    """A billion calls announced, one new call a page of 100: a bounded PagingError."""
+    answered = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal answered
+        answered += 1
+        first, last = asked_span(request)
+        total = 10**9 * (int((last - first).total_seconds()) + 1) // 86400
+        page = page_asked(request)
+        row = dict(ROW, id=f"call-{first:%H%M%S}-{page}", end_at=f"{first:%Y-%m-%d %H:%M:%S}")
+        rows = [row] if answered <= 5000 else []
+        return paginator(rows, page=page, per_page=100, total=total, last_page=-(-total // 100))
+
+    start = dt.datetime(2019, 6, 11, 10, tzinfo=ZoneInfo(TZ))
+    end = start + (dt.timedelta(days=1, seconds=-1) if split else dt.timedelta(seconds=30))
+    async with hostile(handler) as served, served.client(**STRICT, max_in_flight=2) as client:
+        with pytest.raises(PagingError, match=r"changed while it was read 3 times"):
+            await client.calls(start, end).collect()
+    assert len(served.requests) < 250

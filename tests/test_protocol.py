@@ -514,6 +514,9 @@ def test_decipher_masks_the_token_echoed_in_a_body() -> None:
         ({"data": [{"id": "a"}, {"id": "b"}]}, 1, "2 rows on a page of 1"),
         ({"from": 2, "to": 2}, 1, "rows 2..2 announced for the 1 rows of page 1"),
         ({"data": [], "from": None, "to": None}, 1, None),
+        ({"data": [], "from": None, "to": None, "total": 0, "last_page": 0}, 1, None),
+        ({"data": [], "from": None, "to": None, "total": 0, "last_page": 2}, 1, "last_page 2"),
+        ({"data": [], "from": None, "to": None, "total": 3, "last_page": 0}, 1, "last_page 0"),
     ],
 )
 def test_paging_numbers_that_cannot_be_true(
@@ -543,3 +546,13 @@ def test_a_success_code_in_a_failed_answer_does_not_hide_the_http_status(
     with pytest.raises(ServerError) as caught:
         decipher(http, JSON, orjson.dumps(document))
     assert (caught.value.status, caught.value.code, caught.value.retryable) == (http, 200, True)
+
+
+@pytest.mark.parametrize("text", ["²", "١٢", "9" * 5000, "1" * 19])
+def test_digit_strings_int_cannot_read_are_typed_errors(text: str) -> None:
+    """A status or paging number like '²' or 5,000 nines is a typed error, never a raw one."""
+    with pytest.raises(APIStatusError, match="reported status"):
+        decipher(200, JSON, orjson.dumps({"status": text}))
+    paginator = {"current_page": 1, "last_page": text, "per_page": 1, "total": 1, "data": []}
+    with pytest.raises(ResponseFormatError, match="last_page"):
+        decipher(200, JSON, orjson.dumps({"status": "OK", "data": paginator}))

@@ -13,6 +13,7 @@ from voiceapi_async._windows import (
     FIRST_DAY,
     LAST_DAY,
     first_outside,
+    localize,
     plan_range,
     resolve_timezone,
     wall_time,
@@ -258,3 +259,50 @@ def test_a_lazy_plan_yields_exactly_the_planned_windows() -> None:
     assert list(plan) == list(plan) == windows
     assert len(plan) == len(windows) == 4
     assert (plan.start, plan.end) == (windows[0].start, windows[-1].end)
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        ("America/New_York", "2024-11-03"),
+        ("America/New_York", "2024-03-10"),
+        ("Europe/London", "2024-10-27"),
+        ("Australia/Lord_Howe", "2024-04-07"),
+    ],
+)
+@pytest.mark.parametrize("parts", [1, 16, 24, 96])
+def test_first_outside_judges_wall_times_on_daylight_saving_days(
+    zone: str, day: str, parts: int
+) -> None:
+    """Every wall time of a part is inside it on DST days, in whichever fold it is given."""
+    (window,) = plan_windows("calls", day, day, zone)
+    tz = resolve_timezone(zone)
+    for piece in split_window(window, parts):
+        lo, hi = wall_time(piece.start), wall_time(piece.end)
+        walls = [lo, wall_time(lo + (hi - lo) / 2), hi]
+        times = [localize(wall, tz) for wall in walls]  # as the converter reads wire times
+        for wall in walls:
+            for fold in (0, 1):
+                aware = wall.replace(tzinfo=ZoneInfo(zone), fold=fold)
+                if aware.astimezone(dt.UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) == wall:
+                    times.append(pendulum.instance(aware).in_timezone(tz))  # an existing time
+        assert first_outside(piece, times) is None, piece.key
+        before = localize(lo - dt.timedelta(seconds=1), tz)
+        after = localize(hi + dt.timedelta(seconds=1), tz)
+        assert first_outside(piece, [before]) == 0
+        assert first_outside(piece, [times[0], after]) == 1
+
+
+@pytest.mark.parametrize("text", ["20240305", "2024-W10-2", "2024W102"])
+def test_iso_dates_in_their_other_forms_are_whole_days(text: str) -> None:
+    """Basic and week-date forms of 2024-03-05 plan that day, not a 'naive datetime' error."""
+    (window,) = plan_windows("calls", text, text, "Asia/Kolkata")
+    assert window.key == "calls/2024-03-05"
+
+
+def test_an_iso_string_without_an_offset_says_how_to_write_one() -> None:
+    """A CLI or web user typing a datetime without offset is shown the string to type."""
+    with pytest.raises(TypeError, match=r"start='2024-03-05T10:00' has no UTC offset") as caught:
+        plan_windows("calls", "2024-03-05T10:00", "2024-03-06", "UTC")
+    assert "'2024-03-05T10:00:00+05:30'" in str(caught.value)
+    assert "'2024-03-05')" in str(caught.value)

@@ -16,9 +16,7 @@ from voiceapi_async._windows import resolve_timezone
 
 _ENV_PREFIX = "VOICEAPI_"
 _POSITIVE = attrs.validators.gt(0.0)
-_AT_LEAST_ONE = attrs.validators.ge(1)
 _NOT_NEGATIVE = attrs.validators.ge(0.0)
-_NOT_NEGATIVE_INT = attrs.validators.ge(0)
 
 DEFAULT_MAX_DAYS = 3660
 """The longest range a stream may cover by default: about ten years."""
@@ -65,7 +63,7 @@ def _base_url(value: str) -> str:
             f"base_url {shown} carries user info ('user:password@'): give only the API "
             f"root, like {_EXAMPLE_URL} (the API authenticates with token=)"
         )
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in value):
+    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
         raise ValueError(
             f"base_url {shown} contains whitespace or a control character: remove it "
             f"(an API root looks like {_EXAMPLE_URL})"
@@ -111,9 +109,31 @@ def _check_timezone(instance: object, attribute: attrs.Attribute[str], value: st
     resolve_timezone(value)
 
 
+def _whole_number(minimum: int) -> Any:
+    """Return a validator of a whole number of at least ``minimum`` (not a bool or text)."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if type(value) is not int:
+            raise TypeError(
+                f"'{attribute.name}' must be a whole number (int), not "
+                f"{type(value).__name__} {value!r}: convert it first, e.g. int(text)"
+            )
+        if value < minimum:
+            raise ValueError(f"'{attribute.name}' must be >= {minimum}: {value}")
+
+    return check
+
+
+_AT_LEAST_ONE = _whole_number(1)
+_NOT_NEGATIVE_INT = _whole_number(0)
+
+
 def _check_per_page(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value < 1:
+    if value is None:
+        return
+    if type(value) is int and value < 1:
         raise ValueError(f"'per_page' must be >= 1, or None for the server's default: {value}")
+    _AT_LEAST_ONE(instance, attribute, value)
 
 
 @attrs.frozen(kw_only=True)

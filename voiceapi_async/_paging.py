@@ -53,6 +53,18 @@ class RowsPage:
         rows = read_rows(self.data.body, self.data.shape)
         return rows if self.keep is None else [rows[n] for n in self.keep]
 
+    def repeated_rows(self) -> list[Any]:
+        """Return the page's rows that were dropped as already handed on.
+
+        They must lie in the window too: a part that answers with another part's
+        records would otherwise lose its own without a trace.
+        """
+        if self.keep is None:
+            return []
+        kept = set(self.keep)
+        rows = read_rows(self.data.body, self.data.shape)
+        return [row for position, row in enumerate(rows) if position not in kept]
+
 
 @attrs.frozen(slots=True)
 class _Fetched:
@@ -157,7 +169,7 @@ class WindowReader:
         if parts:
             await self._read_parts(window, first, parts, admission, emit, seen)
             return True
-        if first.following is not None:
+        if first.following is not None and not state.halted:
             await self._read_rest(window, admission, first, state, emit, first_pass=first_pass)
         return state.consistent and len(state.ids) == first.data.numbers.total
 
@@ -200,6 +212,7 @@ class WindowReader:
                 f"parts claim {claimed}: the server's counts do not add up (it may not apply "
                 "the date filter)"
             )
+        _check_disjoint(window, firsts)
         for piece, first in zip(pieces, firsts, strict=True):
             await self._read_window(piece, emit, admission, seen, first)
 
@@ -249,7 +262,7 @@ class WindowReader:
                     _, token = held.pop()
                     ahead.release()
                     admission.release(token)
-                    if page.following is None:
+                    if page.following is None or state.halted:
                         break
             finally:
                 launcher.cancel()
@@ -262,10 +275,28 @@ class WindowReader:
     async def _deliver(
         self, window: Window, page: _Fetched, state: _Pass, emit: Emit, first_pass: bool
     ) -> None:
-        state.check(page.data)
+        state.check(page.data, len(page.ids))
         keep = state.take(page.ids)
         if (page.ids if keep is None else keep) or first_pass:
             await emit(RowsPage(window, page.data, keep))
+
+
+def _check_disjoint(window: Window, firsts: Sequence[_Fetched]) -> None:
+    """Raise :class:`PagingError` when two parts' first pages share a record.
+
+    Parts are disjoint ranges and a record has one timestamp: the same id in two
+    parts means the server does not apply the sub-day date filter.
+    """
+    held: set[str] = set()
+    for first in firsts:
+        ids = {record_id for record_id in first.ids if record_id is not None}
+        if not held.isdisjoint(ids):
+            raise PagingError(
+                f"window {window.key}: the same records came back for different parts of it "
+                f"(such as {min(held & ids)!r}): the server does not apply the date filter "
+                "to parts of a day"
+            )
+        held |= ids
 
 
 def _text_ids(rows: Sequence[Any]) -> list[str] | None:
@@ -286,6 +317,9 @@ class _Pass:
         # On a window's first pass every id seen is an id of this pass: one set serves.
         self.ids: set[str] = seen if not seen else set()
         self.consistent = True
+        self.halted = False
+        """A page no still window gives (only ids this pass had seen, or too few rows
+        before the last page): the pass stops here and the window is read again."""
 
     def take(self, page_ids: Sequence[str | None]) -> list[int] | None:
         """Note a page's ids; return ``None`` if all are new, else the new rows' positions.
@@ -295,18 +329,24 @@ class _Pass:
         if None in page_ids:
             return self._take_one_by_one(page_ids)
         ids = cast("Sequence[str]", page_ids)
-        if self.ids is not self.seen:
-            self.ids.update(ids)
         seen = self.seen
-        if seen.isdisjoint(ids):
+        if seen.isdisjoint(ids):  # new to the window, so new to this pass too
             before = len(seen)
             seen.update(ids)
             if len(seen) - before == len(ids):
+                if self.ids is not seen:
+                    self.ids.update(ids)
                 return None
             seen.difference_update(ids)
         return self._take_one_by_one(ids)
 
     def _take_one_by_one(self, ids: Sequence[str | None]) -> list[int]:
+        known = [record_id for record_id in ids if record_id is not None]
+        if known and self.ids.issuperset(known):
+            # Only rows this pass handed on already: offsets moved by a page or more, or
+            # the server repeats itself. Either way, reading on would not end well.
+            self.consistent = False
+            self.halted = True
         fresh = []
         for position, record_id in enumerate(ids):
             if record_id is None:
@@ -318,7 +358,12 @@ class _Pass:
             self.ids.add(record_id)  # after the check: on a first pass, ids is seen
         return fresh
 
-    def check(self, data: PageData) -> None:
+    def check(self, data: PageData, rows: int) -> None:
+        """Note whether ``data``'s numbers, with its ``rows`` rows, agree with page 1's."""
         now, then = data.numbers, self.numbers
         if (now.total, now.last_page, now.per_page) != (then.total, then.last_page, then.per_page):
             self.consistent = False
+        if 0 < rows < now.per_page and now.current_page < now.last_page:
+            # Short before the last page: records left, or the numbers are invented.
+            self.consistent = False
+            self.halted = True

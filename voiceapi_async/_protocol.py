@@ -47,6 +47,7 @@ DATE_FILTERS: Mapping[Report, str] = {
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _OK_STATUSES = frozenset({"OK", 200, "200"})
+_DIGITS_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 _SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
@@ -315,8 +316,8 @@ class _Reply:
         code = code if type(code) is int else None
         if type(body_status) is int:
             code = body_status
-        elif isinstance(body_status, str) and body_status.isdigit():
-            code = int(body_status)
+        elif (whole := _whole_number(body_status)) is not None:
+            code = whole
         if body_status is None and "exception" in document:
             exception = document.get("exception")
             message = f"{message or 'server error'} ({exception})" if exception else message
@@ -422,8 +423,8 @@ class _Reply:
                 return None
             if type(value) is int:
                 return value
-            if isinstance(value, str) and value.isdigit():
-                return int(value)
+            if (whole := _whole_number(value)) is not None:
+                return whole
             raise self._format_error(f"{meta_path}.{key} is {value!r}, not a whole number")
 
         return PageData(
@@ -441,6 +442,17 @@ class _Reply:
             has_next_link=next_link is not None,
             body=self.body,
         )
+
+
+def _whole_number(value: Any) -> int | None:
+    """Return a digit string's number (ASCII digits, at most 18 of them), else ``None``.
+
+    ``str.isdigit`` also accepts digits ``int`` cannot read (``"²"``), and ``int``
+    refuses strings of more than 4,300 digits: neither may escape as a raw ValueError.
+    """
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return int(value)
+    return None
 
 
 def _field_errors(errors: Any) -> dict[str, list[str]]:
@@ -522,7 +534,8 @@ def implausible_numbers(page: PageData, requested: int) -> str | None:
             f"per_page {n.per_page}, current_page {n.current_page} and total {n.total} "
             "cannot be true together"
         )
-    if n.last_page != max(1, -(-n.total // n.per_page)):
+    # An empty range is one page in Laravel; some other paginators call it none.
+    if n.last_page != max(1, -(-n.total // n.per_page)) and (n.last_page, n.total) != (0, 0):
         return f"last_page {n.last_page} does not follow from total {n.total}, {n.per_page} a page"
     if n.current_page != requested:
         return f"page {n.current_page} came back when page {requested} was asked for"

@@ -79,7 +79,13 @@ def localize(wall: dt.datetime, tz: Timezone) -> pendulum.DateTime:
 def _bound(value: DateLike, tz: Timezone, *, name: str, is_end: bool) -> dt.datetime:
     """Return a range bound as naive wall time in ``tz`` (an end is inclusive)."""
     if isinstance(value, str):
-        value = _parse_iso(value, name=name)
+        text, value = value, _parse_iso(value, name=name)
+        if isinstance(value, dt.datetime) and value.utcoffset() is None:
+            raise TypeError(
+                f"{name}={text!r} has no UTC offset, which is ambiguous: add one, like "
+                f"'{value:%Y-%m-%dT%H:%M:%S}+05:30', or give a date ('{value:%Y-%m-%d}') "
+                "for the whole day"
+            )
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise TypeError(
@@ -121,7 +127,7 @@ def _unsupported(name: str, value: dt.date, there: dt.date | None) -> ValueError
 def _parse_iso(text: str, *, name: str) -> dt.date | dt.datetime:
     stripped = text.strip()
     try:
-        if len(stripped) == 10:
+        if len(stripped) <= 10:  # a date: 2024-03-05, 20240305, 2024-W10-2
             return dt.date.fromisoformat(stripped)
         return dt.datetime.fromisoformat(stripped)
     except ValueError:
@@ -264,14 +270,34 @@ def split_window(window: Window, parts: int) -> list[Window]:
 def first_outside(window: Window, times: Sequence[dt.datetime | None]) -> int | None:
     """Return the position of the first time outside ``window``, or ``None``.
 
-    Both ends of the window are inclusive, to the second, as the server filters;
+    Both ends of the window are inclusive, to the second, as the server filters: on
+    naive wall-clock times in the account's zone. So times are compared as wall
+    times in the window's zone, never as instants: in a day's repeated hour (a
+    fall-back change) 01:30 belongs to the part 01:00:00..01:59:59 whatever its fold.
     ``None`` times (a call that has not ended) are not judged.
     """
-    start, stop = window.start, window.end + _ONE_SECOND
+    zone = window.start.tzinfo
     present = [time for time in times if time is not None]
-    if not present or (start <= min(present) and max(present) < stop):
+    if not present:
         return None
+    # Aware datetimes that share one tzinfo object compare by wall time, fold ignored:
+    # the common case (every record read in the account's zone) needs no conversion.
+    stop = wall_time(window.end) + _ONE_SECOND
+    if (
+        {time.tzinfo for time in present} == {zone}
+        and window.start <= min(present)
+        and max(present) < stop.replace(tzinfo=zone)
+    ):
+        return None
+    start = wall_time(window.start)
     for position, time in enumerate(times):
-        if time is not None and not start <= time < stop:
+        if time is not None and not start <= _wall_in(time, zone) < stop:
             return position
-    return None  # pragma: no cover - min/max found one
+    return None
+
+
+def _wall_in(time: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
+    """Return ``time``'s naive wall-clock time in ``zone`` (with its fraction of a second)."""
+    if time.tzinfo is not zone and time.tzinfo is not None:
+        time = time.astimezone(zone)
+    return time.replace(tzinfo=None)

@@ -220,9 +220,7 @@ class VoiceClient:
         field = _FILTERED_BY[report]
         secrets = (config.token,)
 
-        def make_page(read: RowsPage) -> Page[RecordT]:
-            data, window = read.data, read.window
-            records = structure_rows(read.rows(), record_type, path=data.rows_path, secrets=secrets)
+        def check(window: Window, records: list[RecordT]) -> None:
             times = [getattr(record, field) for record in records]
             outside = first_outside(window, times)
             if outside is not None:
@@ -232,6 +230,14 @@ class VoiceClient:
                     field=field,
                     timestamp=str(times[outside]),
                 )
+
+        def make_page(read: RowsPage) -> Page[RecordT]:
+            data, window = read.data, read.window
+            path = data.rows_path
+            records = structure_rows(read.rows(), record_type, path=path, secrets=secrets)
+            check(window, records)
+            if read.keep is not None and (repeated := read.repeated_rows()):
+                check(window, structure_rows(repeated, record_type, path=path, secrets=secrets))
             return Page(records=records, window=window, shape=data.shape, numbers=data.numbers)
 
         return RecordStream(

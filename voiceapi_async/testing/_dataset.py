@@ -28,7 +28,6 @@ WireRecord = dict[str, Any]
 STORAGE_PREFIX = "/storage/"
 """Recording ``audio`` values starting with this are signed by the server when served."""
 
-_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _STATUS_WEIGHTS = {
     "ANSWER": 30,
     "COMPLETED": 18,
@@ -51,8 +50,11 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def wire_time(value: dt.datetime) -> str:
-    """Format a naive wall-clock time as the server does."""
-    return value.strftime(_TIME_FORMAT)
+    """Format a naive wall-clock time as the server does (a four-digit year, even year 1)."""
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
 
 
 def wire_duration(seconds: int) -> str:
