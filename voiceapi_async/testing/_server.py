@@ -186,7 +186,8 @@ class VoiceSimulator:
             headers={"Content-Type": "audio/mpeg", "Content-Length": str(content.size)}
         )
         await stream.prepare(request)
-        await self._send_audio(request, stream, content, fate.fault)
+        with contextlib.suppress(ConnectionResetError):  # the client left: not an error
+            await self._send_audio(request, stream, content, fate.fault)
         return stream
 
     async def _send_audio(
@@ -211,13 +212,13 @@ class VoiceSimulator:
                 if request.transport is not None:
                     request.transport.close()
                 return
-            await response.write(piece)
             sent += len(piece)
-            self.observed.storage_bytes += len(piece)
-            if bandwidth:
+            if bandwidth:  # a chunk leaves when its last byte would have arrived
                 ahead = started + sent / bandwidth - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
+            await response.write(piece)
+            self.observed.storage_bytes += len(piece)
         await response.write_eof()
 
     def audio_content(self, url_or_path: str) -> bytes:
