@@ -465,9 +465,9 @@ async def test_closing_the_iterator_early_leaves_no_partial_file(tmp_path: Path)
 
         downloads = client.download_audios(source(), tmp_path)
         first = await anext(downloads)
-        assert pulled <= 1 + 3 + EXTRA_TASKS
+        assert pulled <= 3 + EXTRA_TASKS  # in flight, plus the small buffer
         assert sim.observed.storage_max_in_flight <= 3
-        await downloads.aclose()  # type: ignore[attr-defined]
+        await downloads.aclose()
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("voiceapi_async")]
         assert leftovers(tmp_path) == []
         kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -571,3 +571,39 @@ def test_audio_errors_redact_signed_urls() -> None:
     assert "deadbeef" not in str(error)
     assert "AKIA" not in str(error)
     assert "deadbeef" not in error.url
+
+
+@pytest.mark.asyncio
+async def test_temp_dir_holds_the_temporary_files(tmp_path: Path) -> None:
+    """With temp_dir, temporary files are made there (a file in its place fails the download)."""
+    staging = tmp_path / "_tmp"
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_bytes(b"")
+    async with serving() as sim, client_for(sim, audio_max_in_flight=2) as client:
+        recordings = with_audio(await local_recordings(client, sim))[:4]
+        out = tmp_path / "audio"
+        done = await collect(client.download_audios(recordings[:2], out, temp_dir=staging))
+        failed = await client.download_audio(recordings[2], out / "x.mp3", temp_dir=blocked)
+    assert {r.status for r in done} == {AudioStatus.DOWNLOADED}
+    assert staging.is_dir()
+    assert list(staging.iterdir()) == []
+    assert leftovers(out) == []
+    assert failed.status is AudioStatus.FAILED
+    assert isinstance(failed.error, AudioError)
+    assert "could not write" in str(failed.error)
+    assert not (out / "x.mp3").exists()
+    for recording in recordings[:2]:
+        assert recording.audio is not None
+        assert (out / audio_filename(recording)).read_bytes() == sim.audio_content(recording.audio)
+
+
+@pytest.mark.asyncio
+async def test_a_source_of_the_wrong_type_raises(tmp_path: Path) -> None:
+    """Anything but Recording objects in the source is a TypeError naming what came."""
+    async with offline_client() as client:
+        with pytest.raises(TypeError, match="not dict"):
+            await collect(client.download_audios([{"id": "x"}], tmp_path))  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="not str"):
+            await client.download_audio("https://x", tmp_path / "x")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="closed"):
+        client.download_audios([], tmp_path)

@@ -10,6 +10,7 @@ recordings are downloaded concurrently, each reported as it completes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import enum
 import hashlib
@@ -138,6 +139,7 @@ class AudioDownloader:
         *,
         relative: PurePosixPath | None = None,
         existing: Existing | None = None,
+        temp_dir: Path | None = None,
     ) -> AudioResult:
         """Download one recording's audio to ``path``; failures come back as the result."""
         if recording.audio is None:
@@ -159,7 +161,9 @@ class AudioDownloader:
                 if url is None:
                     return AudioResult(recording.id, AudioStatus.NO_AUDIO, renewals=renewed)
                 try:
-                    done = await self._storage.download(url, path, recording_id=recording.id)
+                    done = await self._storage.download(
+                        url, path, recording_id=recording.id, temp_dir=temp_dir
+                    )
                 except AudioExpiredError:
                     if renewed >= self._renewals:
                         raise
@@ -190,6 +194,7 @@ class AudioDownloader:
         *,
         name: NameFor,
         existing: Existing | None = None,
+        temp_dir: Path | None = None,
     ) -> AsyncGenerator[AudioResult, None]:
         """Yield each recording's result as it completes; see ``VoiceClient.download_audios``."""
         results: asyncio.Queue[AudioResult | BaseException | None] = asyncio.Queue()
@@ -202,15 +207,25 @@ class AudioDownloader:
                 results.put_nowait(failed)
                 return
             result = await self.one(
-                recording, directory / relative, relative=relative, existing=existing
+                recording,
+                directory / relative,
+                relative=relative,
+                existing=existing,
+                temp_dir=temp_dir,
             )
             results.put_nowait(result)
 
         async def drive() -> None:
             try:
-                async with asyncio.TaskGroup() as group:
-                    async for recording in _each(recordings):
-                        await room.acquire()
+                async with (
+                    asyncio.TaskGroup() as group,
+                    contextlib.aclosing(_each(recordings)) as source,
+                ):
+                    while True:
+                        await room.acquire()  # before reading: the source is read lazily
+                        recording = await anext(source, None)
+                        if recording is None:
+                            break
                         group.create_task(run(recording))
             except BaseException as exc:  # handed to the consumer
                 if isinstance(exc, asyncio.CancelledError):

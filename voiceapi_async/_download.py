@@ -80,8 +80,13 @@ class StorageClient:
         if self._session is not None:
             await self._session.close()
 
-    async def download(self, url: str, target: Path, *, recording_id: str) -> Downloaded:
+    async def download(
+        self, url: str, target: Path, *, recording_id: str, temp_dir: Path | None = None
+    ) -> Downloaded:
         """Download ``url`` to ``target``, retrying 5xx, resets, stalls and cut bodies.
+
+        The temporary file goes beside ``target``, or to ``temp_dir`` (which must be
+        on the same file system).
 
         Raises:
             AudioExpiredError: storage answered that the link has expired (not retried).
@@ -98,10 +103,12 @@ class StorageClient:
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
-                return await self._attempt(url, target, recording_id)
+                return await self._attempt(url, target, recording_id, temp_dir)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    async def _attempt(self, url: str, target: Path, recording_id: str) -> Downloaded:
+    async def _attempt(
+        self, url: str, target: Path, recording_id: str, temp_dir: Path | None
+    ) -> Downloaded:
         def fail(message: str, *, status: int | None = None, retryable: bool = False) -> AudioError:
             return AudioError(
                 message, recording_id=recording_id, url=url, status=status, retryable=retryable
@@ -118,7 +125,8 @@ class StorageClient:
                 ) as response:
                     if response.status != 200:
                         raise await _status_error(response, url, recording_id)
-                    return await self._stream(response, target, url, recording_id)
+                    temporary = _temporary(target, temp_dir)
+                    return await self._stream(response, target, temporary, url, recording_id)
             except TimeoutError:
                 raise fail(
                     f"storage sent nothing for {self._config.audio_timeout:g}s "
@@ -129,14 +137,19 @@ class StorageClient:
                 raise fail(f"{type(exc).__name__}: {exc}", retryable=True) from None
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, target: Path, url: str, recording_id: str
+        self,
+        response: aiohttp.ClientResponse,
+        target: Path,
+        temporary: Path,
+        url: str,
+        recording_id: str,
     ) -> Downloaded:
         limit = self._config.audio_max_bytes
         announced = response.content_length
         if announced is not None and announced > limit:
             raise _too_large(f"announces {announced} bytes", limit, url, recording_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+        temporary.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         # Local writes of a chunk take microseconds; only fsync goes to a thread.
@@ -159,11 +172,19 @@ class StorageClient:
         except BaseException:
             if not handle.closed:
                 handle.close()
-            temporary.unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)  # noqa: ASYNC240 - must run even when cancelled
             raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("audio %s -> %s (%d bytes)", redact(url), target, size)
         return Downloaded(size, digest.hexdigest())
+
+
+def _temporary(target: Path, temp_dir: Path | None) -> Path:
+    """Return a fresh temporary path: hidden beside ``target``, or in ``temp_dir``."""
+    unique = uuid.uuid4().hex[:12]
+    if temp_dir is None:
+        return target.with_name(f".{target.name}.{unique}.part")
+    return temp_dir / f"{unique}.{target.name}.part"
 
 
 async def _off_loop(handle: IO[bytes], temporary: Path, target: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -195,7 +195,9 @@ class VoiceClient:
             Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
         )
 
-    async def download_audio(self, recording: Recording, path: str | Path) -> AudioResult:
+    async def download_audio(
+        self, recording: Recording, path: str | Path, *, temp_dir: str | Path | None = None
+    ) -> AudioResult:
         """Download one recording's audio to ``path``.
 
         The file is streamed to a temporary file beside ``path``, flushed to disk
@@ -203,6 +205,12 @@ class VoiceClient:
         already at ``path`` is kept (status ``already_present``). An expired link
         is renewed by fetching the recording again, at most ``audio_renewals``
         times. Storage gets no token and none of the API's headers.
+
+        Args:
+            recording: a recording from :meth:`recordings`.
+            path: where the file goes (its folder is created as needed).
+            temp_dir: where the temporary file goes, on the same file system as
+                ``path``; by default a hidden ``.<name>.<random>.part`` beside it.
 
         Returns:
             The :class:`AudioResult`; a failure is reported in it (status
@@ -218,7 +226,9 @@ class VoiceClient:
                 f"download_audio takes a Recording (from client.recordings()), "
                 f"not {type(recording).__name__}"
             )
-        return await self._audio.one(recording, Path(path))
+        return await self._audio.one(
+            recording, Path(path), temp_dir=None if temp_dir is None else Path(temp_dir)
+        )
 
     def download_audios(
         self,
@@ -227,7 +237,8 @@ class VoiceClient:
         *,
         name: NameFor = audio_filename,
         existing: Existing | None = None,
-    ) -> AsyncIterator[AudioResult]:
+        temp_dir: str | Path | None = None,
+    ) -> AsyncGenerator[AudioResult, None]:
         """Download many recordings' audio into ``directory``, concurrently.
 
         Yields one :class:`AudioResult` per recording as each completes (not in
@@ -235,8 +246,9 @@ class VoiceClient:
         ``client.recordings(...)``; it is read lazily: at most
         ``audio_max_in_flight`` downloads run at once and only a couple more
         recordings are taken ahead. One file's failure is reported in its result
-        and does not stop the others. Leaving the loop early (or ``aclose()``)
-        cancels every download and removes their temporary files.
+        and does not stop the others. Closing the iterator (``aclose()``, or
+        ``async with contextlib.aclosing(...)`` around the loop) cancels every
+        download and removes their temporary files before it returns.
 
         Args:
             recordings: the recordings whose audio to fetch.
@@ -247,20 +259,30 @@ class VoiceClient:
             existing: called with the recording and the path when a file is already
                 there; False downloads it again. By default an existing file is kept
                 (files only ever appear complete).
+            temp_dir: where temporary files go, on the same file system as
+                ``directory``; by default hidden ``.<name>.<random>.part`` files
+                beside each destination (a hard kill may leave those behind).
 
         Raises:
             RuntimeError: the client is closed.
         """
         self._check_open()
-        return self._audio.many(recordings, Path(directory), name=name, existing=existing)
+        return self._audio.many(
+            recordings,
+            Path(directory),
+            name=name,
+            existing=existing,
+            temp_dir=None if temp_dir is None else Path(temp_dir),
+        )
 
     async def _renew_audio(self, recording: Recording) -> str | None:
         """Fetch a recording again, for its fresh audio link: its second, else its day."""
         created = recording.created_at
         for start, end in ((created, created), (created.date(), created.date())):
-            async for fresh in self.recordings(start, end):
-                if fresh.id == recording.id:
-                    return fresh.audio
+            async with self.recordings(start, end) as stream:
+                async for fresh in stream:
+                    if fresh.id == recording.id:
+                        return fresh.audio
         raise AudioExpiredError(
             f"the audio link expired and the recording is no longer listed on "
             f"{created.date().isoformat()}, so it cannot be renewed",
