@@ -607,3 +607,21 @@ async def test_a_source_of_the_wrong_type_raises(tmp_path: Path) -> None:
             await client.download_audio("https://x", tmp_path / "x")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="closed"):
         client.download_audios([], tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_a_failed_renewal_is_reported_for_its_recording(tmp_path: Path) -> None:
+    """When fetching the recording again fails, the result names the recording and the cause."""
+    clock = Clock(time.time() - 7200)
+    async with serving(clock=clock, audio_expiry=60) as sim:
+        async with client_for(sim) as client:
+            recordings = with_audio(await local_recordings(client, sim))[:2]
+        async with client_for(sim, token="wrong-token") as stranger:
+            results = await collect(stranger.download_audios(recordings, tmp_path))
+    assert {r.status for r in results} == {AudioStatus.FAILED}
+    for result in results:
+        assert isinstance(result.error, AudioExpiredError)
+        assert result.error.recording_id == result.recording_id
+        assert "fetching the recording again failed" in str(result.error)
+    assert sim.observed.storage_requests == 0
+    assert list(tmp_path.iterdir()) == []

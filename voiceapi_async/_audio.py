@@ -155,7 +155,7 @@ class AudioDownloader:
         renewed = 0
         try:
             if expires is not None and expires < self._clock() and self._renewals > 0:
-                url = await self._renew(recording)  # the clock is trusted once, not again
+                url = await self._renewed(recording)  # the clock is trusted once, not again
                 renewed += 1
             while True:
                 if url is None:
@@ -167,7 +167,7 @@ class AudioDownloader:
                 except AudioExpiredError:
                     if renewed >= self._renewals:
                         raise
-                    url = await self._renew(recording)
+                    url = await self._renewed(recording)
                     renewed += 1
                     continue
                 return AudioResult(
@@ -186,6 +186,18 @@ class AudioDownloader:
                 f"could not write {path}: {exc.strerror or exc}", recording_id=recording.id
             )
             return AudioResult(recording.id, AudioStatus.FAILED, renewals=renewed, error=error)
+
+    async def _renewed(self, recording: Recording) -> str | None:
+        """Return the recording's fresh link; an API failure names the recording."""
+        try:
+            return await self._renew(recording)
+        except AudioError:
+            raise
+        except VoiceAPIError as exc:
+            raise AudioExpiredError(
+                f"the audio link expired and fetching the recording again failed: {exc}",
+                recording_id=recording.id,
+            ) from exc
 
     async def many(
         self,

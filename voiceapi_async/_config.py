@@ -180,6 +180,8 @@ class ClientConfig:
             larger one is an ``AudioTooLargeError`` and nothing is written.
         audio_timeout: seconds to wait for more bytes of an audio download (it has
             no limit on its whole length: large files on slow links take long).
+            Downloads are retried with ``retry``'s attempts and waits (not its
+            deadline).
         audio_renewals: times an expired audio link is renewed (by fetching its
             recording again) before the download is reported as expired.
     """
