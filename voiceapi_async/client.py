@@ -264,6 +264,9 @@ class VoiceClient:
                 beside each destination (a hard kill may leave those behind).
 
         Raises:
+            VoiceAPIError: reading ``recordings`` failed (an API error of the
+                stream); the downloads in flight are cancelled.
+            TypeError: an item of ``recordings`` is not a :class:`Recording`.
             RuntimeError: the client is closed.
         """
         self._check_open()
