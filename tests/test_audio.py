@@ -23,6 +23,7 @@ from voiceapi_async import (
     AudioResult,
     AudioStatus,
     AudioTooLargeError,
+    AuthenticationError,
     ClientConfig,
     Recording,
     RetryPolicy,
@@ -625,3 +626,28 @@ async def test_a_failed_renewal_is_reported_for_its_recording(tmp_path: Path) ->
         assert "fetching the recording again failed" in str(result.error)
     assert sim.observed.storage_requests == 0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_a_record_stream_source_is_read_lazily_and_its_errors_raised(
+    tmp_path: Path,
+) -> None:
+    """A RecordStream feeds the downloads as it is read; an API error reading it is raised."""
+
+    async def local_only(stream: AsyncIterator[Recording]) -> AsyncIterator[Recording]:
+        async for rec in stream:  # links to other hosts would leave the machine
+            if rec.audio is None or rec.audio.startswith(origin(sim)):
+                yield rec
+
+    async with serving() as sim:
+        async with client_for(sim) as client:
+            source = local_only(aiter(client.recordings(DAY, DAY)))
+            results = await collect(client.download_audios(source, tmp_path))
+            expected = await local_recordings(client, sim)
+        async with client_for(sim, token="wrong-token") as stranger:
+            with pytest.raises(AuthenticationError):
+                await collect(stranger.download_audios(stranger.recordings(DAY, DAY), tmp_path))
+    assert sorted(r.recording_id for r in results) == sorted(r.id for r in expected)
+    by_id = {r.recording_id: r for r in results}
+    for recording in with_audio(expected):
+        assert_exact(sim, recording, by_id[recording.id])
