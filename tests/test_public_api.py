@@ -4,6 +4,11 @@ import voiceapi_async.export
 
 EXPECTED = [
     "APIStatusError",
+    "AudioError",
+    "AudioExpiredError",
+    "AudioResult",
+    "AudioStatus",
+    "AudioTooLargeError",
     "AuthMode",
     "AuthenticationError",
     "Call",
@@ -36,6 +41,8 @@ EXPECTED = [
     "VoiceClient",
     "VoiceConverter",
     "Window",
+    "audio_filename",
+    "link_expires_at",
     "make_converter",
     "plan_windows",
     "split_window",

@@ -3,10 +3,14 @@
 Only the names in ``__all__`` are public; everything else may change.
 """
 
+from voiceapi_async._audio import AudioResult, AudioStatus, audio_filename, link_expires_at
 from voiceapi_async._config import ClientConfig, RetryPolicy
 from voiceapi_async._convert import VoiceConverter, make_converter
 from voiceapi_async._errors import (
     APIStatusError,
+    AudioError,
+    AudioExpiredError,
+    AudioTooLargeError,
     AuthenticationError,
     NotFoundError,
     OutOfWindowError,
@@ -40,6 +44,11 @@ from voiceapi_async.client import ClientStats, VoiceClient
 
 __all__ = [
     "APIStatusError",
+    "AudioError",
+    "AudioExpiredError",
+    "AudioResult",
+    "AudioStatus",
+    "AudioTooLargeError",
     "AuthMode",
     "AuthenticationError",
     "Call",
@@ -72,6 +81,8 @@ __all__ = [
     "VoiceClient",
     "VoiceConverter",
     "Window",
+    "audio_filename",
+    "link_expires_at",
     "make_converter",
     "plan_windows",
     "split_window",

@@ -23,6 +23,9 @@ DEFAULT_MAX_DAYS = 3660
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 """The default ``max_response_bytes``: 64 MiB, hundreds of times a paged answer."""
 
+DEFAULT_AUDIO_MAX_BYTES = 512 * 1024 * 1024
+"""The default ``audio_max_bytes``: 512 MiB, hours of compressed speech."""
+
 _EXAMPLE_URL = "'https://portal.example.com/api/v2/'"
 
 
@@ -190,6 +193,17 @@ class ClientConfig:
             ``ValueError`` before anything is fetched (default 3660, about ten years).
         trust_env: let aiohttp read proxy settings from the environment.
         user_agent: the ``User-Agent`` header.
+        audio_max_in_flight: audio downloads in flight at once, on their own
+            connections: storage requests never count against ``max_in_flight`` or
+            ``rate_limit`` and never carry the token or the API's headers.
+        audio_max_bytes: the largest audio file accepted (512 MiB by default); a
+            larger one is an ``AudioTooLargeError`` and nothing is written.
+        audio_timeout: seconds to wait for more bytes of an audio download (it has
+            no limit on its whole length: large files on slow links take long).
+            Downloads are retried with ``retry``'s attempts and waits (not its
+            deadline).
+        audio_renewals: times an expired audio link is renewed (by fetching its
+            recording again) before the download is reported as expired.
     """
 
     base_url: str = attrs.field(converter=_base_url)
@@ -215,6 +229,10 @@ class ClientConfig:
     max_days: int = attrs.field(default=DEFAULT_MAX_DAYS, validator=_AT_LEAST_ONE)
     trust_env: bool = False
     user_agent: str = "voiceapi-async"
+    audio_max_in_flight: int = attrs.field(default=8, validator=_AT_LEAST_ONE)
+    audio_max_bytes: int = attrs.field(default=DEFAULT_AUDIO_MAX_BYTES, validator=_AT_LEAST_ONE)
+    audio_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
+    audio_renewals: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
@@ -223,8 +241,10 @@ class ClientConfig:
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
         ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
-        ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``
-        and ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request).
+        ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``,
+        ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request), ``VOICEAPI_AUDIO_MAX_IN_FLIGHT``,
+        ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT`` and
+        ``VOICEAPI_AUDIO_RENEWALS``.
 
         Raises:
             ValueError: a variable is missing or malformed (named in the message).
@@ -267,4 +287,8 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "max_days": int,
     "max_response_bytes": int,
     "max_attempts": int,
+    "audio_max_in_flight": int,
+    "audio_max_bytes": int,
+    "audio_timeout": float,
+    "audio_renewals": int,
 }

@@ -15,8 +15,11 @@ Every error the client raises on purpose derives from :class:`VoiceAPIError`::
     ├── ResponseFormatError       body is not JSON or not one of the three shapes
     ├── RecordError               a record cannot be structured: record id and field path
     ├── OutOfWindowError          a record lies outside the range it was fetched for
-    └── PagingError               the range changed while paging, or the paging numbers
-                                  cannot be true
+    ├── PagingError               the range changed while paging, or the paging numbers
+    │                             cannot be true
+    └── AudioError                a recording's audio could not be downloaded: .recording_id
+        ├── AudioExpiredError     its link expired and renewing it did not help
+        └── AudioTooLargeError    the file is larger than audio_max_bytes
 
 Caller mistakes (an end before the start, a naive datetime, a closed client)
 raise ``ValueError``, ``TypeError`` or ``RuntimeError`` instead.
@@ -236,3 +239,42 @@ class OutOfWindowError(VoiceAPIError):
 
 class PagingError(VoiceAPIError):
     """The range changed while it was paged, or the paging numbers cannot be true."""
+
+
+class AudioError(VoiceAPIError):
+    """A recording's audio could not be downloaded from storage.
+
+    Attributes:
+        recording_id: the recording whose audio failed ("" when not known).
+        url: the storage URL with its signature and credential redacted.
+        status: the storage's HTTP status, when it answered one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        recording_id: str = "",
+        url: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.recording_id = recording_id
+        self.url = redact(url)
+        self.status = status
+        self.retryable = retryable
+        which = f"recording {recording_id!r}: " if recording_id else ""
+        where = f" ({self.url})" if self.url else ""
+        super().__init__(f"{which}{redact(message)}{where}")
+
+
+class AudioExpiredError(AudioError):
+    """The audio link expired (by its ``X-Amz-Date`` + ``X-Amz-Expires``, or storage said so).
+
+    The client renews such a link by fetching the recording again; this error
+    reaches the caller only when ``audio_renewals`` renewals did not help.
+    """
+
+
+class AudioTooLargeError(AudioError):
+    """The audio file is larger than ``audio_max_bytes`` (announced or while streaming)."""

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from voiceapi_async._audio import (
+    AudioDownloader,
+    AudioResult,
+    Existing,
+    NameFor,
+    audio_filename,
+)
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._convert import make_converter
-from voiceapi_async._errors import OutOfWindowError
+from voiceapi_async._download import StorageClient
+from voiceapi_async._errors import AudioExpiredError, OutOfWindowError
 from voiceapi_async._fanout import run_windows
 from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
 from voiceapi_async._paging import RowsPage, WindowReader
@@ -84,6 +93,13 @@ class VoiceClient:
         self.config = config
         self._converter = make_converter(config.timezone)
         self._transport = Transport(config, session=session, trace_configs=trace_configs)
+        self._storage = StorageClient(config)
+        self._audio = AudioDownloader(
+            self._storage,
+            self._renew_audio,
+            renewals=config.audio_renewals,
+            max_in_flight=config.audio_max_in_flight,
+        )
         self._closed = False
         self._pages = 0
         self._records = 0
@@ -119,10 +135,15 @@ class VoiceClient:
         """Close the client's own session. Idempotent; a closed client refuses new work."""
         self._closed = True
         await self._transport.aclose()
+        await self._storage.aclose()
 
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.has_open_session and not self._closed:
+        storage = getattr(self, "_storage", None)
+        open_session = (transport is not None and transport.has_open_session) or (
+            storage is not None and storage.has_open_session
+        )
+        if open_session and not self._closed:
             warnings.warn(
                 f"{self!r} was never closed: use 'async with VoiceClient(...)' or "
                 "'await client.aclose()'",
@@ -172,6 +193,103 @@ class VoiceClient:
         """
         return self._stream(
             Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
+        )
+
+    async def download_audio(
+        self, recording: Recording, path: str | Path, *, temp_dir: str | Path | None = None
+    ) -> AudioResult:
+        """Download one recording's audio to ``path``.
+
+        The file is streamed to a temporary file beside ``path``, flushed to disk
+        and renamed into place: ``path`` is either absent or complete. A file
+        already at ``path`` is kept (status ``already_present``). An expired link
+        is renewed by fetching the recording again, at most ``audio_renewals``
+        times. Storage gets no token and none of the API's headers.
+
+        Args:
+            recording: a recording from :meth:`recordings`.
+            path: where the file goes (its folder is created as needed).
+            temp_dir: where the temporary file goes, on the same file system as
+                ``path``; by default a hidden ``.<name>.<random>.part`` beside it.
+
+        Returns:
+            The :class:`AudioResult`; a failure is reported in it (status
+            ``failed``, ``error`` set), not raised.
+
+        Raises:
+            TypeError: ``recording`` is not a :class:`Recording`.
+            RuntimeError: the client is closed.
+        """
+        self._check_open()
+        if not isinstance(recording, Recording):
+            raise TypeError(
+                f"download_audio takes a Recording (from client.recordings()), "
+                f"not {type(recording).__name__}"
+            )
+        return await self._audio.one(
+            recording, Path(path), temp_dir=None if temp_dir is None else Path(temp_dir)
+        )
+
+    def download_audios(
+        self,
+        recordings: Iterable[Recording] | AsyncIterable[Recording],
+        directory: str | Path,
+        *,
+        name: NameFor = audio_filename,
+        existing: Existing | None = None,
+        temp_dir: str | Path | None = None,
+    ) -> AsyncGenerator[AudioResult, None]:
+        """Download many recordings' audio into ``directory``, concurrently.
+
+        Yields one :class:`AudioResult` per recording as each completes (not in
+        input order). ``recordings`` may be a list or any async iterable, such as
+        ``client.recordings(...)``; it is read lazily: at most
+        ``audio_max_in_flight`` downloads run at once and only a couple more
+        recordings are taken ahead. One file's failure is reported in its result
+        and does not stop the others. Closing the iterator (``aclose()``, or
+        ``async with contextlib.aclosing(...)`` around the loop) cancels every
+        download and removes their temporary files before it returns.
+
+        Args:
+            recordings: the recordings whose audio to fetch.
+            directory: where the files go (created as needed).
+            name: a recording's file relative to ``directory``; by default
+                ``<id><extension>`` (:func:`audio_filename`). A name leaving the
+                directory fails that recording.
+            existing: called with the recording and the path when a file is already
+                there; False downloads it again. By default an existing file is kept
+                (files only ever appear complete).
+            temp_dir: where temporary files go, on the same file system as
+                ``directory``; by default hidden ``.<name>.<random>.part`` files
+                beside each destination (a hard kill may leave those behind).
+
+        Raises:
+            VoiceAPIError: reading ``recordings`` failed (an API error of the
+                stream); the downloads in flight are cancelled.
+            TypeError: an item of ``recordings`` is not a :class:`Recording`.
+            RuntimeError: the client is closed.
+        """
+        self._check_open()
+        return self._audio.many(
+            recordings,
+            Path(directory),
+            name=name,
+            existing=existing,
+            temp_dir=None if temp_dir is None else Path(temp_dir),
+        )
+
+    async def _renew_audio(self, recording: Recording) -> str | None:
+        """Fetch a recording again, for its fresh audio link: its second, else its day."""
+        created = recording.created_at
+        for start, end in ((created, created), (created.date(), created.date())):
+            async with self.recordings(start, end) as stream:
+                async for fresh in stream:
+                    if fresh.id == recording.id:
+                        return fresh.audio
+        raise AudioExpiredError(
+            f"the audio link expired and the recording is no longer listed on "
+            f"{created.date().isoformat()}, so it cannot be renewed",
+            recording_id=recording.id,
         )
 
     def _check_open(self) -> None:

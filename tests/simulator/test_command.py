@@ -88,6 +88,12 @@ def test_command_applies_its_options() -> None:
             "--faults=demo",
             "--latency-ms=5",
             "--reset=0.5",
+            "--audio-size=1000-90000",
+            "--audio-expiry=30",
+            "--storage-latency-ms=50",
+            "--storage-bandwidth=1000000",
+            "--storage-error=0.1",
+            "--storage-stall=0.2",
         ]
     )
     config = config_from_args(args)
@@ -103,6 +109,10 @@ def test_command_applies_its_options() -> None:
         0.5,
         0.02,
     )
+    assert (config.audio_size, config.audio_expiry) == ((1000, 90000), 30)
+    storage = config.faults
+    assert (storage.storage_latency_ms, storage.storage_bandwidth) == (50.0, 1_000_000.0)
+    assert (storage.storage_error, storage.storage_reset, storage.storage_stall) == (0.1, 0.0, 0.2)
     assert (args.host, args.port) == ("127.0.0.1", 8080)
 
 
@@ -115,6 +125,8 @@ def test_command_applies_its_options() -> None:
         (["serve", "--port", "65536"], "argument --port: must be 0 to 65535, not 65536"),
         (["serve", "--server-error", "1.5"], "argument --server-error: must be a probability"),
         (["serve", "--latency-ms", "nan"], "argument --latency-ms: must be 0 or more, not nan"),
+        (["serve", "--audio-size", "9-3"], "argument --audio-size: must be MIN-MAX"),
+        (["serve", "--audio-size", "big"], "argument --audio-size: not a size"),
         ([], "the following arguments are required: COMMAND"),
     ],
 )

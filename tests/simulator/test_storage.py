@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,8 +19,8 @@ from tests.simulator.conftest import (
     report,
     serve,
 )
-from voiceapi_async.testing import VoiceSimulator
-from voiceapi_async.testing._storage import AudioStorage, audio_bytes, s3_error
+from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
+from voiceapi_async.testing._storage import AudioContent, AudioStorage, audio_bytes, s3_error
 
 AMZ_PARAMS = {
     "X-Amz-Algorithm",
@@ -145,7 +146,93 @@ async def test_token_sent_to_storage_is_recorded_as_a_leak(
         reply = await fetch(session, url.split("?")[0], params=query, headers=headers)
     assert reply.status == 200
     assert sim.observed.token_leaks == [urlsplit(url).path]
+    assert urlsplit(url).path in {path for path, _ in sim.observed.storage_leaks}
     assert TOKEN not in repr(sim.observed.requests)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("headers", "trace"),
+    [
+        ({"Accept": "application/json"}, "Accept"),
+        ({"User-Agent": "voiceapi-async/1.0"}, "User-Agent"),
+        ({"X-Api-Key": "anything"}, "X-Api-Key"),
+        ({"Cookie": f"session={TOKEN}"}, "token"),
+    ],
+)
+async def test_api_headers_sent_to_storage_are_recorded(
+    headers: dict[str, str], trace: str
+) -> None:
+    """A storage request with an API header (or the token anywhere) lands in storage_leaks."""
+    async with serve() as (sim, session):
+        url = (await _signed_audio(session, sim))[0]
+        clean = await fetch(session, url)
+        assert sim.observed.storage_leaks == []
+        reply = await fetch(session, url, headers=headers)
+    assert clean.status == reply.status == 200
+    assert sim.observed.storage_leaks == [(urlsplit(url).path, trace)]
+    assert sim.observed.storage_requests == 2
+
+
+@pytest.mark.asyncio
+async def test_audio_size_setting_sets_the_file_sizes() -> None:
+    """audio_size bounds every file; one int fixes the size; bytes follow seed and path."""
+    async with (
+        serve(audio_size=(100_000, 300_000)) as (sim, session),
+        serve(audio_size=5000) as (fixed, _),
+    ):
+        urls = await _signed_audio(session, sim)
+        bodies = [(await fetch(session, url)).body for url in urls[:6]]
+        one = (await fetch(session, (await _signed_audio(session, fixed))[0])).body
+    assert all(100_000 <= len(body) <= 300_000 for body in bodies)
+    assert len({len(body) for body in bodies}) > 1
+    assert [sim.audio_content(url) for url in urls[:6]] == bodies
+    assert len(one) == 5000
+    assert sim.observed.storage_bytes == sum(map(len, bodies))
+
+
+@pytest.mark.parametrize("sizes", [(0, 10), (10, 5)])
+def test_audio_size_is_validated(sizes: tuple[int, int]) -> None:
+    """audio_size must be a range of at least one byte."""
+    with pytest.raises(ValueError, match="audio_size"):
+        SimulatorConfig(audio_size=sizes)
+
+
+@pytest.mark.asyncio
+async def test_storage_faults_are_served_and_counted() -> None:
+    """Storage answers S3 5xx errors and cuts bodies short, per its own fault settings."""
+    faults = Faults(storage_error=0.4, storage_reset=0.4)
+    async with serve(faults=faults, audio_size=(20_000, 40_000)) as (sim, session):
+        urls = await _signed_audio(session, sim)
+        statuses = []
+        for url in urls[:12]:
+            try:
+                reply = await fetch(session, url)
+                statuses.append(reply.status)
+                if reply.status == 200:
+                    assert reply.body == sim.audio_content(url)
+                else:
+                    assert b"<Error><Code>" in reply.body
+            except aiohttp.ClientPayloadError:
+                statuses.append(-1)
+    assert {500, 503} & set(statuses)
+    assert -1 in statuses
+    assert sim.observed.storage_faults["storage_error"] == sum(s >= 500 for s in statuses)
+    assert sim.observed.storage_faults["storage_reset"] == statuses.count(-1)
+    assert sim.observed.faults == {}  # the API's own fault counts are apart
+
+
+@pytest.mark.asyncio
+async def test_bandwidth_limit_paces_each_download() -> None:
+    """With storage_bandwidth set, a download takes at least its size over the bandwidth."""
+    faults = Faults(storage_bandwidth=200_000)
+    async with serve(faults=faults, audio_size=60_000) as (sim, session):
+        url = (await _signed_audio(session, sim))[0]
+        started = asyncio.get_running_loop().time()
+        reply = await fetch(session, url)
+        elapsed = asyncio.get_running_loop().time() - started
+    assert reply.body == sim.audio_content(url)
+    assert elapsed >= 0.9 * 60_000 / 200_000
 
 
 # -- the storage alone -----------------------------------------------------------------
@@ -224,11 +311,24 @@ def test_same_seed_signs_identically() -> None:
 
 
 def test_audio_bytes_are_deterministic_per_path() -> None:
-    """Each path has fixed content of 2 to 34 KiB; another path has other content."""
+    """Each path has fixed content of 2 to 34 KiB; another path or seed has other content."""
     content = audio_bytes(PATH)
     assert content == audio_bytes(PATH)
     assert 2048 <= len(content) <= 34 * 1024
+    assert content.startswith(b"ID3")
     assert content != audio_bytes(PATH.replace("0001", "0002"))
+    assert content != audio_bytes(PATH, seed=1)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 65536])
+def test_audio_content_in_chunks_is_the_whole_file(chunk: int) -> None:
+    """Reading a file in chunks of any size, or any range, gives the same bytes."""
+    content = AudioContent(PATH, sizes=(50_000, 50_000))
+    whole = audio_bytes(PATH, sizes=(50_000, 50_000))
+    assert len(whole) == content.size == 50_000
+    assert b"".join(content.chunks(chunk)) == whole
+    assert content.read(3, 9000) == whole[3:9000]
+    assert content.read(49_990, 60_000) == whole[49_990:]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from voiceapi_async.testing._faults import FAULT_KINDS
+from voiceapi_async.testing._faults import FAULT_KINDS, STORAGE_FAULT_KINDS
 
 if TYPE_CHECKING:
     from voiceapi_async.testing._config import SimulatorConfig
@@ -43,6 +43,9 @@ _FAULT_HELP = {
     "error_in_200": 'a {"status": "ERROR"} body with HTTP 200',
     "html_error": "a proxy's HTML 502 page",
     "stall": "part of the body, then nothing for 30 s",
+    "storage_error": "an audio download answers an S3 500 or 503",
+    "storage_reset": "an audio download cut half-way through the body",
+    "storage_stall": "half an audio file, then nothing for 30 s",
 }
 
 
@@ -149,6 +152,19 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _sizes(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        sizes = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size or a range of sizes in bytes (like 4096-2000000): {text!r}"
+        ) from None
+    if not 1 <= sizes[0] <= sizes[1]:
+        raise argparse.ArgumentTypeError(f"must be MIN-MAX with 1 <= MIN <= MAX, not {text}")
+    return sizes
+
+
 def _probability(text: str) -> float:
     value = _number(text)
     if not 0.0 <= value <= 1.0:
@@ -225,6 +241,20 @@ def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the largest page size applied (default: %(default)s)",
     )
+    add(
+        "--audio-size",
+        type=_sizes,
+        default=(2048, 34 * 1024),
+        metavar="MIN[-MAX]",
+        help="audio file sizes in bytes, one size or a range (default: 2048-34816)",
+    )
+    add(
+        "--audio-expiry",
+        type=_count(0),
+        default=3600,
+        metavar="SECONDS",
+        help="seconds a presigned audio URL stays valid (default: %(default)s)",
+    )
     faults = serve_parser.add_argument_group(
         "faults",
         "Probabilities per request, from 0 to 1 (default: 0). "
@@ -242,7 +272,19 @@ def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="median added latency in milliseconds, log-normally spread (default: 0)",
     )
-    for kind in FAULT_KINDS:
+    faults.add_argument(
+        "--storage-latency-ms",
+        type=_milliseconds,
+        metavar="MS",
+        help="median added latency of audio downloads in milliseconds (default: 0)",
+    )
+    faults.add_argument(
+        "--storage-bandwidth",
+        type=_milliseconds,
+        metavar="BYTES",
+        help="bytes a second each audio download is sent at, 0 for no limit (default: 0)",
+    )
+    for kind in FAULT_KINDS + STORAGE_FAULT_KINDS:
         faults.add_argument(
             f"--{kind.replace('_', '-')}",
             type=_probability,
@@ -269,10 +311,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         raise ValueError(f"unknown time zone: {args.timezone!r}") from None
     faults = Faults.demo() if args.faults == "demo" else Faults()
     overrides: dict[str, float] = {
-        kind: getattr(args, kind) for kind in FAULT_KINDS if getattr(args, kind) is not None
+        kind: getattr(args, kind)
+        for kind in (*FAULT_KINDS, *STORAGE_FAULT_KINDS)
+        if getattr(args, kind) is not None
     }
-    if args.latency_ms is not None:
-        overrides["latency_ms"] = args.latency_ms
+    for setting in ("latency_ms", "storage_latency_ms", "storage_bandwidth"):
+        if getattr(args, setting) is not None:
+            overrides[setting] = getattr(args, setting)
     if overrides:
         faults = attrs.evolve(faults, **overrides)
     return SimulatorConfig(
@@ -283,6 +328,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         shape=args.shape,
         per_page_max=args.per_page_max,
         rate_limit=args.rate_limit,
+        audio_size=args.audio_size,
+        audio_expiry=args.audio_expiry,
         faults=faults,
     )
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
 from voiceapi_async import Shape
 from voiceapi_async.testing._faults import Faults
+from voiceapi_async.testing._storage import DEFAULT_AUDIO_SIZE
 
 
 def _shape(value: Shape | str) -> Shape:
@@ -18,6 +20,22 @@ def _shape(value: Shape | str) -> Shape:
         return Shape(value.upper())
     except ValueError:
         raise ValueError(f"shape must be 'a', 'b' or 'c', not {value!r}") from None
+
+
+def _sizes(value: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    low, high = value
+    return (int(low), int(high))
+
+
+def _check_sizes(instance: object, attribute: attrs.Attribute[Any], value: tuple[int, int]) -> None:
+    low, high = value
+    if not 1 <= low <= high:
+        raise ValueError(
+            f"audio_size must be (smallest, largest) bytes with 1 <= smallest <= largest, "
+            f"not {value}"
+        )
 
 
 _AT_LEAST_ONE = attrs.validators.ge(1)
@@ -41,6 +59,8 @@ class SimulatorConfig:
         live_every: every N-th report request adds a record inside the requested
             range, so totals change while a client pages (0 for a still dataset).
         audio_expiry: seconds a presigned audio URL stays valid.
+        audio_size: the range of audio file sizes in bytes, both ends included
+            (an int for one size); each recording's size is fixed by the seed.
         faults: what goes wrong, and how often.
         clock: returns the current Unix time; fix it for byte-identical responses.
     """
@@ -56,5 +76,8 @@ class SimulatorConfig:
     rate_window: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
     live_every: int = attrs.field(default=0, validator=_NOT_NEGATIVE)
     audio_expiry: int = attrs.field(default=3600, validator=_NOT_NEGATIVE)
+    audio_size: tuple[int, int] = attrs.field(
+        default=DEFAULT_AUDIO_SIZE, converter=_sizes, validator=_check_sizes
+    )
     faults: Faults = attrs.field(factory=Faults)
     clock: Callable[[], float] = attrs.field(default=time.time, eq=False, repr=False)

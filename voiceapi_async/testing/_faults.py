@@ -16,6 +16,9 @@ import attrs
 FAULT_KINDS = ("server_error", "reset", "truncated", "error_in_200", "html_error", "stall")
 """Every fault the simulator can serve, in the order they are drawn."""
 
+STORAGE_FAULT_KINDS = ("storage_error", "storage_reset", "storage_stall")
+"""Every fault the simulator's audio storage can serve, in the order they are drawn."""
+
 
 _PROBABILITY = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
 _NOT_NEGATIVE = attrs.validators.ge(0.0)
@@ -35,6 +38,13 @@ class Faults:
         html_error: a proxy's HTML 502 page.
         stall: headers and part of the body, then nothing for ``stall_seconds``.
         stall_seconds: how long a stalled body hangs before the connection closes.
+        storage_latency_ms: median added latency of audio downloads (log-normal).
+        storage_error: an audio download answers an S3 500 or 503.
+        storage_reset: an audio download's connection is cut half-way through the body.
+        storage_stall: an audio download sends half its body, then nothing for
+            ``stall_seconds``, then the connection closes.
+        storage_bandwidth: the most bytes a second each audio download is sent at
+            (per connection; 0 for no limit).
     """
 
     latency_ms: float = attrs.field(default=0.0, validator=_NOT_NEGATIVE)
@@ -46,6 +56,11 @@ class Faults:
     html_error: float = attrs.field(default=0.0, validator=_PROBABILITY)
     stall: float = attrs.field(default=0.0, validator=_PROBABILITY)
     stall_seconds: float = attrs.field(default=30.0, validator=_NOT_NEGATIVE)
+    storage_latency_ms: float = attrs.field(default=0.0, validator=_NOT_NEGATIVE)
+    storage_error: float = attrs.field(default=0.0, validator=_PROBABILITY)
+    storage_reset: float = attrs.field(default=0.0, validator=_PROBABILITY)
+    storage_stall: float = attrs.field(default=0.0, validator=_PROBABILITY)
+    storage_bandwidth: float = attrs.field(default=0.0, validator=_NOT_NEGATIVE)
 
     @classmethod
     def demo(cls) -> Faults:
@@ -61,13 +76,23 @@ class Faults:
 
     def draw(self, seed: int, request: str, attempt: int) -> Fate:
         """Return the fate of the ``attempt``-th sight of ``request``."""
-        if self == _NO_FAULTS:
+        if all(getattr(self, kind) == 0 for kind in FAULT_KINDS) and self.latency_ms == 0:
             return _CALM
-        rng = random.Random(f"{seed}:{request}:{attempt}")
+        return self._draw(f"{seed}:{request}:{attempt}", self.latency_ms, FAULT_KINDS)
+
+    def draw_storage(self, seed: int, path: str, attempt: int) -> Fate:
+        """Return the fate of the ``attempt``-th download of the audio at ``path``."""
+        kinds = STORAGE_FAULT_KINDS
+        if all(getattr(self, kind) == 0 for kind in kinds) and self.storage_latency_ms == 0:
+            return _CALM
+        return self._draw(f"{seed}:storage:{path}:{attempt}", self.storage_latency_ms, kinds)
+
+    def _draw(self, key: str, latency_ms: float, kinds: tuple[str, ...]) -> Fate:
+        rng = random.Random(key)
         latency = 0.0
-        if self.latency_ms > 0:
-            latency = rng.lognormvariate(math.log(self.latency_ms), self.latency_spread) / 1000
-        for kind in FAULT_KINDS:
+        if latency_ms > 0:
+            latency = rng.lognormvariate(math.log(latency_ms), self.latency_spread) / 1000
+        for kind in kinds:
             if rng.random() < getattr(self, kind):
                 return Fate(kind, latency, rng.choice((500, 502, 503)))
         return Fate(None, latency, 200)
@@ -82,5 +107,4 @@ class Fate:
     status: int
 
 
-_NO_FAULTS = Faults()
 _CALM = Fate(None, 0.0, 200)

@@ -39,6 +39,19 @@ class Observations:
         self.faults: collections.Counter[str] = collections.Counter()
         self.token_leaks: list[str] = []
         """Storage paths fetched with the API token attached (a client bug)."""
+        self.storage_leaks: list[tuple[str, str]] = []
+        """``(path, what)`` for each storage request that carried the token or an API
+        header (``Authorization``, a JSON ``Accept``, the client's ``User-Agent``,
+        the token in the query or any header): a client bug."""
+        self.storage_requests = 0
+        """Requests to the audio storage."""
+        self.storage_in_flight = 0
+        self.storage_max_in_flight = 0
+        """The most audio downloads served at once."""
+        self.storage_bytes = 0
+        """Audio body bytes sent."""
+        self.storage_faults: collections.Counter[str] = collections.Counter()
+        """Storage faults served, by kind."""
         self._minute: collections.deque[float] = collections.deque()
         self._second: collections.deque[float] = collections.deque()
 

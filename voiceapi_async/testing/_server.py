@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -27,11 +28,12 @@ from voiceapi_async.testing._config import SimulatorConfig
 from voiceapi_async.testing._dataset import STORAGE_PREFIX, Dataset, WireRecord
 from voiceapi_async.testing._dates import DATE_PARAMS, parse_range
 from voiceapi_async.testing._observations import Observations, ObservedRequest
-from voiceapi_async.testing._storage import AudioStorage, audio_bytes, s3_error
+from voiceapi_async.testing._storage import AudioContent, AudioStorage, s3_error
 
 _TOKEN_PARAMS = ("access_token", "api_token")
 _JSON = "application/json"
 _CACHED_RANGES = 256
+_AUDIO_CHUNK = 64 * 1024
 
 
 class _RateLimiter:
@@ -138,19 +140,92 @@ class VoiceSimulator:
         return self._observe(request, None, None, _error(404, "Not Found."))
 
     async def _audio(self, request: web.Request) -> web.StreamResponse:
+        observed = self.observed
+        observed.storage_requests += 1
+        observed.storage_in_flight += 1
+        observed.storage_max_in_flight = max(
+            observed.storage_max_in_flight, observed.storage_in_flight
+        )
+        try:
+            return await self._serve_audio(request)
+        finally:
+            observed.storage_in_flight -= 1
+
+    async def _serve_audio(self, request: web.Request) -> web.StreamResponse:
+        cfg = self.config
         path = request.path
         query = dict(request.query.items())
         auth = _credentials(request)[0]
         if auth is not None:
             self.observed.token_leaks.append(path)
+        self.observed.storage_leaks.extend((path, what) for what in _api_traces(request, cfg.token))
         problem = self.storage.check(path, query, self._utc_now())
         if problem is not None:
             response = web.Response(
                 status=403, body=s3_error(problem), content_type="application/xml"
             )
-        else:
-            response = web.Response(body=audio_bytes(path), content_type="audio/mpeg")
-        return self._observe(request, auth, None, response)
+            return self._observe(request, auth, None, response)
+        key = "storage:" + path
+        self._attempts[key] += 1
+        fate = cfg.faults.draw_storage(cfg.seed, path, self._attempts[key])
+        if fate.latency:
+            await asyncio.sleep(fate.latency)
+        if fate.fault is not None:
+            self.observed.storage_faults[fate.fault] += 1
+        if fate.fault == "storage_error":
+            code = "SlowDown" if fate.status == 503 else "InternalError"
+            error = web.Response(
+                status=500 if fate.status == 502 else fate.status,
+                body=s3_error(code),
+                content_type="application/xml",
+            )
+            return self._observe(request, auth, fate.fault, error)
+        content = AudioContent(path, seed=cfg.seed, sizes=cfg.audio_size)
+        self._observe(request, auth, fate.fault, web.Response(status=200))
+        stream = web.StreamResponse(
+            headers={"Content-Type": "audio/mpeg", "Content-Length": str(content.size)}
+        )
+        await stream.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the client left: not an error
+            await self._send_audio(request, stream, content, fate.fault)
+        return stream
+
+    async def _send_audio(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        content: AudioContent,
+        fault: str | None,
+    ) -> None:
+        """Send the file in chunks, at most ``storage_bandwidth`` bytes a second."""
+        faults = self.config.faults
+        bandwidth = faults.storage_bandwidth
+        chunk = _AUDIO_CHUNK if not bandwidth else max(1024, min(_AUDIO_CHUNK, int(bandwidth / 20)))
+        cut = content.size // 2 if fault in ("storage_reset", "storage_stall") else None
+        started = time.monotonic()
+        sent = 0
+        for piece in content.chunks(chunk):
+            if cut is not None and sent + len(piece) > cut:
+                await response.write(piece[: cut - sent])
+                if fault == "storage_stall":
+                    await asyncio.sleep(faults.stall_seconds)
+                if request.transport is not None:
+                    request.transport.close()
+                return
+            sent += len(piece)
+            if bandwidth:  # a chunk leaves when its last byte would have arrived
+                ahead = started + sent / bandwidth - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            await response.write(piece)
+            self.observed.storage_bytes += len(piece)
+        await response.write_eof()
+
+    def audio_content(self, url_or_path: str) -> bytes:
+        """Ground truth: the whole audio file a storage URL (or path) serves."""
+        path = urllib.parse.urlsplit(url_or_path).path
+        content = AudioContent(path, seed=self.config.seed, sizes=self.config.audio_size)
+        return content.read(0, content.size)
 
     async def _report(self, request: web.Request, report: Report) -> web.StreamResponse:
         observed = self.observed
@@ -319,6 +394,20 @@ def _credentials(request: web.Request) -> tuple[str | None, str | None]:
         if name in request.query:
             return name, request.query[name]
     return None, None
+
+
+def _api_traces(request: web.Request, token: str) -> list[str]:
+    """Name what in a storage request belongs to the API: its token or its headers."""
+    headers = request.headers
+    traces = [name for name in ("Authorization", "X-Api-Key") if name in headers]
+    if "json" in headers.get("Accept", "").lower():
+        traces.append("Accept")
+    if "voiceapi" in headers.get("User-Agent", "").lower():
+        traces.append("User-Agent")
+    traces.extend(name for name in _TOKEN_PARAMS if name in request.query)
+    if token and any(token in value for value in headers.values()):
+        traces.append("token")
+    return traces
 
 
 def _request_key(request: web.Request) -> str:

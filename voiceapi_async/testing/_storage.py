@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import quote
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -70,12 +70,56 @@ class AudioStorage:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
 
-def audio_bytes(path: str) -> bytes:
-    """Return the deterministic content of the recording at ``path`` (2 to 34 KiB)."""
-    seed = hashlib.sha256(path.encode()).digest()
-    size = 2048 + int.from_bytes(seed[:2], "big") % (32 * 1024)
-    block = b"ID3\x04\x00" + seed
-    return (block * (size // len(block) + 1))[:size]
+DEFAULT_AUDIO_SIZE = (2 * 1024, 34 * 1024)
+"""The default range of audio file sizes, in bytes, both ends included."""
+_HEADER = b"ID3\x04\x00"
+_BLOCK_BYTES = 4096
+
+
+class AudioContent:
+    """The deterministic bytes of one recording's audio, produced chunk by chunk.
+
+    The file is an ID3-like header and then a 4 KiB pseudo-random block, repeated;
+    its size is drawn from ``sizes`` by ``(seed, path)``. Any range of it is made
+    on demand, so a multi-megabyte file is never held whole.
+    """
+
+    def __init__(
+        self, path: str, *, seed: int = 0, sizes: tuple[int, int] = DEFAULT_AUDIO_SIZE
+    ) -> None:
+        digest = hashlib.sha256(f"{seed}:{path}".encode()).digest()
+        low, high = sizes
+        self.size = low + int.from_bytes(digest[:8], "big") % (high - low + 1)
+        """The file's length in bytes."""
+        self._block = b"".join(
+            hashlib.sha256(digest + index.to_bytes(4, "big")).digest()
+            for index in range(_BLOCK_BYTES // 32)
+        )
+
+    def read(self, start: int, stop: int) -> bytes:
+        """Return the bytes from ``start`` to ``stop`` (clipped to the file)."""
+        stop = min(stop, self.size)
+        if start >= stop:
+            return b""
+        head = _HEADER[start:stop]
+        offset = max(start, len(_HEADER)) - len(_HEADER)
+        length = stop - len(_HEADER) - offset
+        if length <= 0:
+            return head
+        begin = offset % _BLOCK_BYTES
+        repeats = (begin + length) // _BLOCK_BYTES + 1
+        return head + (self._block * repeats)[begin : begin + length]
+
+    def chunks(self, size: int, start: int = 0) -> Iterator[bytes]:
+        """Yield the file from ``start`` in pieces of ``size`` bytes."""
+        for offset in range(start, self.size, size):
+            yield self.read(offset, offset + size)
+
+
+def audio_bytes(path: str, *, seed: int = 0, sizes: tuple[int, int] = DEFAULT_AUDIO_SIZE) -> bytes:
+    """Return the whole deterministic content of the recording at ``path``."""
+    content = AudioContent(path, seed=seed, sizes=sizes)
+    return content.read(0, content.size)
 
 
 def s3_error(code: str) -> bytes:
@@ -85,6 +129,8 @@ def s3_error(code: str) -> bytes:
         "SignatureDoesNotMatch": "The request signature we calculated does not match.",
         "AuthorizationQueryParametersError": "Query-string authentication is malformed.",
         "NoSuchKey": "The specified key does not exist.",
+        "InternalError": "We encountered an internal error. Please try again.",
+        "SlowDown": "Please reduce your request rate.",
     }
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
