@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from voiceapi_async._download import StorageClient
-from voiceapi_async._errors import AudioError, AudioExpiredError, VoiceAPIError
+from voiceapi_async._errors import AudioError, AudioExpiredError, VoiceAPIError, first_error
 from voiceapi_async._models import Recording
 
 DEFAULT_EXTENSION = ".mp3"
@@ -250,7 +250,7 @@ class AudioDownloader:
         try:
             while (item := await results.get()) is not None:
                 if isinstance(item, BaseException):
-                    raise _first_error(item)
+                    raise first_error(item)
                 room.release()
                 yield item
         finally:
@@ -304,12 +304,3 @@ def _hash_file(path: Path) -> tuple[int, str] | None:
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         return handle.tell(), digest.hexdigest()
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = next(
-            (e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)),
-            exc.exceptions[0],
-        )
-    return exc

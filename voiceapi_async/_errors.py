@@ -29,6 +29,7 @@ Messages and attributes never carry a secret: URLs and bodies are redacted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 from voiceapi_async._redact import excerpt, redact
@@ -278,3 +279,13 @@ class AudioExpiredError(AudioError):
 
 class AudioTooLargeError(AudioError):
     """The audio file is larger than ``audio_max_bytes`` (announced or while streaming)."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """Unwrap task-group errors: callers get the typed error, not a group."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = next(
+            (e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)),
+            exc.exceptions[0],
+        )
+    return exc

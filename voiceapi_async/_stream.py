@@ -11,7 +11,7 @@ from typing import Any, Generic
 
 import attrs
 
-from voiceapi_async._errors import RequestTimeoutError
+from voiceapi_async._errors import RequestTimeoutError, first_error
 from voiceapi_async._models import Page, RecordT, Report
 
 PAGE_QUEUE_SIZE = 8
@@ -197,19 +197,9 @@ class RecordStream(Generic[RecordT]):
             )
             return
         except BaseException as exc:  # handed to the consumer, who raises it
-            await queue.put(_Failure(_first_error(exc)))
+            await queue.put(_Failure(first_error(exc)))
             return
         await queue.put(_END)
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    """Unwrap task-group errors: callers get the typed error, not a group."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = next(
-            (e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)),
-            exc.exceptions[0],
-        )
-    return exc
 
 
 def _truncated(page: Page[RecordT], count: int) -> Page[RecordT]:
