@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,15 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from hypothesis import settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# CI explores the same examples on every run (a red build is then reproducible);
+# local runs explore new ones and keep what fails in .hypothesis/.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def fixture_bytes(name: str) -> bytes:

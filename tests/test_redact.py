@@ -355,3 +355,11 @@ def test_excerpt_of_a_large_body_reads_only_a_prefix() -> None:
         tracemalloc.stop()
     assert text == "x" * 100 + f"... [{len(body)} bytes in all]"
     assert peak < 1_000_000
+
+
+def test_a_secret_that_is_part_of_a_parameter_name_does_not_unmask_its_value() -> None:
+    """Token "ignature" inside "Signature=...": the signature is masked all the same."""
+    url = "https://b.test/a.mp3?X-Amz-Date=1&Signature=0000000000000000__&Expires=2"
+    masked = redact(url, "ignature")
+    assert "0000000000000000" not in masked
+    assert "ignature" not in masked

@@ -99,13 +99,16 @@ _LONGEST_FORM = 20
 
 def redact(text: str, *secrets: str) -> str:
     """Return ``text`` with the given secrets, secret parameters and credentials masked."""
-    for secret in secrets:
-        if secret:
-            text = _secret_pattern(secret).sub(REDACTED, text)
+    # Known names first: a given secret that is part of a name ("ignature") must not
+    # break the name before its value is masked.
     text = _PARAM_RE.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
     text = _PAIR_RE.sub(lambda m: f"{m['key']}{m['open']}{REDACTED}", text)
     text = _HEADER_RE.sub(lambda m: f"{m['key']}{REDACTED}", text)
-    return _BEARER_RE.sub(lambda m: f"{m['scheme']}{REDACTED}", text)
+    text = _BEARER_RE.sub(lambda m: f"{m['scheme']}{REDACTED}", text)
+    for secret in secrets:
+        if secret:
+            text = _secret_pattern(secret).sub(REDACTED, text)
+    return text
 
 
 def redact_headers(headers: Mapping[str, str], *secrets: str) -> dict[str, str]:
