@@ -136,6 +136,8 @@ def test_the_column_lists_are_the_public_contract() -> None:
         "agent",
         "created_at",
         "extra",
+        "audio_file",
+        "audio_sha256",
     )
     assert dict(COLUMNS) == {Report.CALLS: CALL_COLUMNS, Report.RECORDINGS: RECORDING_COLUMNS}
     assert sorted(JSON_COLUMNS) == ["agent", "extra"]
@@ -221,6 +223,8 @@ def test_recording_rows_are_typed() -> None:
         "agent": {"id": 7, "name": "Desk 2"},
         "created_at": ist(2019, 6, 11, 5, 59, 7),
         "extra": {},
+        "audio_file": None,
+        "audio_sha256": None,
     }
 
 
@@ -254,6 +258,8 @@ def test_json_row_is_json_with_iso_timestamps_and_exact_charges() -> None:
         "agent": {"id": 7, "name": "Desk 2"},
         "created_at": "2019-06-11T05:59:07+05:30",
         "extra": {},
+        "audio_file": None,
+        "audio_sha256": None,
     }
     for record in MANY_CALLS + MANY_RECORDINGS:
         json.dumps(json_row(record))
@@ -415,7 +421,9 @@ CALLS_HEADER = (
     b"id,call_from,call_to,service,bridge,status,duration_seconds,billing_seconds,pulsing,"
     b"charges,start_at,end_at,hangup_by,dtmf,location,region,provider,notes,name,audio,extra\n"
 )
-RECORDINGS_HEADER = b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra\n"
+RECORDINGS_HEADER = (
+    b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra,audio_file,audio_sha256\n"
+)
 FIRST_CALL_CSV = (
     b"3f1c2a10-9b7e-11e9-a2f3-6c2b59c79f5a,917989532456,918068287601,IN,918068287601,"
     b"RECEIVED,12,12,30,0.0150,2019-06-11T05:57:24+05:30,2019-06-11T05:57:36+05:30,caller,,"
