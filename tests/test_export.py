@@ -25,6 +25,7 @@ from voiceapi_async.export import (
     FORMATS,
     JSON_COLUMNS,
     RECORDING_COLUMNS,
+    AudioFile,
     Csv,
     ExportFormat,
     JsonLines,
@@ -798,3 +799,21 @@ def test_unsigned_url_keeps_scheme_host_and_path() -> None:
     )
     assert unsigned_url("https://h.test/a.mp3") == "https://h.test/a.mp3"
     assert unsigned_url(None) is None
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_audio_files_fill_only_their_recordings_rows(fmt: str) -> None:
+    """write(audio=) names the file and SHA-256 of the recordings given, None for the others."""
+    from voiceapi_async.backfill._verify import decode_rows
+
+    first, second = RECORDINGS
+    audio = {first.id: AudioFile("audio/date=2019-06-11/x.mp3", "ab" * 32)}
+    buffer = io.BytesIO()
+    with get_format(fmt, timezone="Asia/Kolkata").open(buffer, Report.RECORDINGS) as writer:
+        writer.write(RECORDINGS, audio=audio)
+    rows = {r["id"]: r for r in decode_rows(f"x.{fmt}", buffer.getvalue())}
+    assert rows[first.id]["audio_file"] == "audio/date=2019-06-11/x.mp3"
+    assert rows[first.id]["audio_sha256"] == "ab" * 32
+    assert rows[second.id]["audio_file"] in (None, "")
+    assert rows[second.id]["audio_sha256"] in (None, "")
+    assert recording_row(first, audio[first.id])["audio_file"] == "audio/date=2019-06-11/x.mp3"
