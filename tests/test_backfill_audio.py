@@ -295,3 +295,22 @@ def test_the_command_refuses_a_switch_to_audio_with_exit_2(tmp_path: Path) -> No
     assert switched.returncode == 2, switched.stderr
     assert "audio was off, now on" in switched.stderr
     assert storage == 0
+
+
+def test_the_verify_command_names_an_edited_audio_file(tmp_path: Path) -> None:
+    """Voiceapi verify exits 1 and names an audio file whose bytes changed; 0 before."""
+    config = SimulatorConfig(token=TOKEN, calls_per_day=20, rate_limit=0)
+    args = ["--from", "2024-03-01", "--to", "2024-03-01", "--rate-limit", "0", "--audio"]
+    with serve_in_thread(config) as sim:
+        env = {"VOICEAPI_BASE_URL": sim.base_url, "VOICEAPI_TOKEN": TOKEN, "VOICEAPI_TIMEZONE": TZ}
+        done = voiceapi("backfill", "recordings", "--out", str(tmp_path), *args, env=env)
+    assert done.returncode == 0, done.stderr
+    good = voiceapi("verify", "--out", str(tmp_path))
+    edited = sorted(audio_hashes(tmp_path))[0]
+    (tmp_path / edited).write_bytes(b"ID3 not the recording")
+    bad = voiceapi("verify", "--out", str(tmp_path))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "audio files" in good.stdout
+    assert bad.returncode == 1
+    assert "size" in bad.stdout
+    assert edited.rsplit("/", 1)[-1][:8] in bad.stdout

@@ -381,7 +381,7 @@ def backfill_command(
     help="also read N random windows again from the API and compare them with the files",
 )
 def verify_command(out_dir: Path, state: Path | None, sample: int | None, **kwargs: Any) -> None:
-    """Check a backfill's files against its manifest (exit 0: all hold, 1: problems found)."""
+    """Check a backfill's files and audio against its manifest (exit 0: all hold, 1: problems)."""
     connection = _connection(kwargs)
     manifest_path = state or out_dir / "_manifest.sqlite"
     if not manifest_path.is_file():
