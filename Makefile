@@ -22,10 +22,10 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]'
 	touch $(DEMO_STAMP)
 
-## demo: back up 90 days of both reports from the bundled simulator to Parquet, then summarise
+## demo: back up 90 days of both reports and the recordings' audio from the bundled simulator to Parquet, then summarise
 demo: $(DEMO_STAMP)
 	rm -rf $(DEMO_OUT)
-	$(BIN)/voiceapi backfill all --demo --format parquet --out $(DEMO_OUT)
+	$(BIN)/voiceapi backfill all --demo --format parquet --audio --out $(DEMO_OUT)
 
 ## test: lint, format check, import contracts, strict typing, and the tests with branch coverage
 test: lint typecheck pytest

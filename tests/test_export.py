@@ -25,6 +25,7 @@ from voiceapi_async.export import (
     FORMATS,
     JSON_COLUMNS,
     RECORDING_COLUMNS,
+    AudioFile,
     Csv,
     ExportFormat,
     JsonLines,
@@ -136,6 +137,8 @@ def test_the_column_lists_are_the_public_contract() -> None:
         "agent",
         "created_at",
         "extra",
+        "audio_file",
+        "audio_sha256",
     )
     assert dict(COLUMNS) == {Report.CALLS: CALL_COLUMNS, Report.RECORDINGS: RECORDING_COLUMNS}
     assert sorted(JSON_COLUMNS) == ["agent", "extra"]
@@ -221,6 +224,8 @@ def test_recording_rows_are_typed() -> None:
         "agent": {"id": 7, "name": "Desk 2"},
         "created_at": ist(2019, 6, 11, 5, 59, 7),
         "extra": {},
+        "audio_file": None,
+        "audio_sha256": None,
     }
 
 
@@ -254,6 +259,8 @@ def test_json_row_is_json_with_iso_timestamps_and_exact_charges() -> None:
         "agent": {"id": 7, "name": "Desk 2"},
         "created_at": "2019-06-11T05:59:07+05:30",
         "extra": {},
+        "audio_file": None,
+        "audio_sha256": None,
     }
     for record in MANY_CALLS + MANY_RECORDINGS:
         json.dumps(json_row(record))
@@ -415,7 +422,9 @@ CALLS_HEADER = (
     b"id,call_from,call_to,service,bridge,status,duration_seconds,billing_seconds,pulsing,"
     b"charges,start_at,end_at,hangup_by,dtmf,location,region,provider,notes,name,audio,extra\n"
 )
-RECORDINGS_HEADER = b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra\n"
+RECORDINGS_HEADER = (
+    b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra,audio_file,audio_sha256\n"
+)
 FIRST_CALL_CSV = (
     b"3f1c2a10-9b7e-11e9-a2f3-6c2b59c79f5a,917989532456,918068287601,IN,918068287601,"
     b"RECEIVED,12,12,30,0.0150,2019-06-11T05:57:24+05:30,2019-06-11T05:57:36+05:30,caller,,"
@@ -790,3 +799,21 @@ def test_unsigned_url_keeps_scheme_host_and_path() -> None:
     )
     assert unsigned_url("https://h.test/a.mp3") == "https://h.test/a.mp3"
     assert unsigned_url(None) is None
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_audio_files_fill_only_their_recordings_rows(fmt: str) -> None:
+    """write(audio=) names the file and SHA-256 of the recordings given, None for the others."""
+    from voiceapi_async.backfill._verify import decode_rows
+
+    first, second = RECORDINGS
+    audio = {first.id: AudioFile("audio/date=2019-06-11/x.mp3", "ab" * 32)}
+    buffer = io.BytesIO()
+    with get_format(fmt, timezone="Asia/Kolkata").open(buffer, Report.RECORDINGS) as writer:
+        writer.write(RECORDINGS, audio=audio)
+    rows = {r["id"]: r for r in decode_rows(f"x.{fmt}", buffer.getvalue())}
+    assert rows[first.id]["audio_file"] == "audio/date=2019-06-11/x.mp3"
+    assert rows[first.id]["audio_sha256"] == "ab" * 32
+    assert rows[second.id]["audio_file"] in (None, "")
+    assert rows[second.id]["audio_sha256"] in (None, "")
+    assert recording_row(first, audio[first.id])["audio_file"] == "audio/date=2019-06-11/x.mp3"

@@ -164,7 +164,7 @@ async def test_an_empty_range_is_the_reports_csv_header_or_an_empty_ndjson_body(
         responses, 200
     )
     assert responses["recordings", "csv"][2] == (
-        b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra\n"
+        b"id,call_from,call_to,audio,duration_seconds,agent,created_at,extra,audio_file,audio_sha256\n"
     )
     assert responses["calls", "csv"][2] == (
         b"id,call_from,call_to,service,bridge,status,duration_seconds,billing_seconds,pulsing,"

@@ -369,4 +369,4 @@ async def test_an_older_manifest_is_migrated_and_checked_by_hash(tmp_path: Path)
         assert verify(tmp_path, manifest).ok
     assert sqlite3.connect(tmp_path / "_manifest.sqlite").execute(
         "PRAGMA user_version"
-    ).fetchone() == (2,)
+    ).fetchone() == (3,)

@@ -71,6 +71,7 @@ EXPORT = [
     "FORMATS",
     "JSON_COLUMNS",
     "RECORDING_COLUMNS",
+    "AudioFile",
     "Csv",
     "ExportFormat",
     "JsonLines",

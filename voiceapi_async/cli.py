@@ -30,6 +30,8 @@ from rich.progress import (
 from rich.table import Table
 
 from voiceapi_async import (
+    AudioResult,
+    AudioStatus,
     AuthenticationError,
     ClientConfig,
     NotFoundError,
@@ -261,6 +263,11 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
     is_flag=True,
     help="check done windows' files by their full SHA-256, not only their size",
 )
+@click.option(
+    "--audio",
+    is_flag=True,
+    help="download each recording's audio to OUT/audio/date=YYYY-MM-DD/ (recordings only)",
+)
 def backfill_command(
     what: str,
     start: str | None,
@@ -275,6 +282,7 @@ def backfill_command(
     safety_lag_minutes: int,
     rebuild: bool,
     verify_files: bool,
+    audio: bool,
     **kwargs: Any,
 ) -> None:
     """Export whole days of calls, recordings or both into partitioned files, resumably."""
@@ -325,13 +333,21 @@ def backfill_command(
                 force,
                 rebuild=rebuild,
                 verify_files=verify_files,
+                audio=audio,
             )
         )
     except SettingsMismatchError as exc:
         _fail(EXIT_USAGE, _mismatch_message(exc, out_dir))
     except IncompleteRebuildError as exc:
         _fail(EXIT_USAGE, str(exc).replace("give a range", "give --from and --to"))
-    _print_summary(summaries)
+    _print_summary(summaries, audio=audio)
+    unsigned = sum(summary.audio_unsigned for summary in summaries.values())
+    if unsigned:
+        _err.print(
+            f"{unsigned} recording(s) link to audio that is not presigned storage: not fetched "
+            "(their rows keep the link, with no audio_file)",
+            highlight=False,
+        )
     failed = [item for summary in summaries.values() for item in summary.failed]
     if failed:
         for key, error in failed[:20]:
@@ -365,7 +381,7 @@ def backfill_command(
     help="also read N random windows again from the API and compare them with the files",
 )
 def verify_command(out_dir: Path, state: Path | None, sample: int | None, **kwargs: Any) -> None:
-    """Check a backfill's files against its manifest (exit 0: all hold, 1: problems found)."""
+    """Check a backfill's files and audio against its manifest (exit 0: all hold, 1: problems)."""
     connection = _connection(kwargs)
     manifest_path = state or out_dir / "_manifest.sqlite"
     if not manifest_path.is_file():
@@ -553,6 +569,7 @@ async def _backfill(
     *,
     rebuild: bool = False,
     verify_files: bool = False,
+    audio: bool = False,
 ) -> dict[Report, Summary]:
     summaries: dict[Report, Summary] = {}
     manifest_path = state or out_dir / "_manifest.sqlite"
@@ -578,6 +595,7 @@ async def _backfill(
                     rebuild=rebuild,
                     verify=verify_files,
                     lock=lock,
+                    audio=audio,
                 )
                 for report in plans
             }
@@ -614,6 +632,8 @@ class _ProgressReporter:
         self.total = total
         self.done = 0
         self.records = 0
+        self.audio_files = 0
+        self.audio_bytes = 0
         self.client: VoiceClient | None = None
         self.console = _err
         self.bars: Progress | None = None
@@ -626,13 +646,14 @@ class _ProgressReporter:
                 TextColumn(
                     "windows · {task.fields[records]:,} records · {task.fields[rate]:,.0f}/s"
                 ),
+                TextColumn("{task.fields[audio]}"),
                 TextColumn("· retries {task.fields[retries]} · 429s {task.fields[limited]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
             )
             self.task = self.bars.add_task(
-                "backfill", total=total, records=0, rate=0.0, retries=0, limited=0
+                "backfill", total=total, records=0, rate=0.0, retries=0, limited=0, audio=""
             )
         self.started = dt.datetime.now(dt.UTC)
 
@@ -658,8 +679,21 @@ class _ProgressReporter:
         self._advance(1)
         if self.bars is None:
             self.console.print(
-                f"[{self.done}/{self.total}] {window.key}: {records} records", highlight=False
+                f"[{self.done}/{self.total}] {window.key}: {records} records{self._audio_text()}",
+                highlight=False,
             )
+
+    def audio_file(self, result: AudioResult) -> None:
+        """Count a recording's audio file that was downloaded."""
+        if result.status is AudioStatus.DOWNLOADED:
+            self.audio_files += 1
+            self.audio_bytes += result.size
+            self._advance(0)
+
+    def _audio_text(self) -> str:
+        if not self.audio_files:
+            return ""
+        return f" · audio so far {self.audio_files:,} files, {_size(self.audio_bytes)}"
 
     def window_failed(self, window: Window, error: BaseException) -> None:
         self._advance(1)
@@ -681,6 +715,7 @@ class _ProgressReporter:
             rate=self.records / elapsed,
             retries=stats.retries if stats else 0,
             limited=stats.rate_limited if stats else 0,
+            audio=self._audio_text(),
         )
 
 
@@ -688,9 +723,20 @@ def _progress(total: int) -> _ProgressReporter:
     return _ProgressReporter(total)
 
 
-def _print_summary(summaries: dict[Report, Summary]) -> None:
-    """Print one row a report (and a total) to stdout."""
+def _size(count: int) -> str:
+    """Bytes as text: ``512 B``, ``3.4 MB``, ``1.2 GB`` (powers of 1000)."""
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{count} B" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> None:
+    """Print one row a report (and a total) to stdout; with audio, its files and bytes."""
     table = Table(title="backfill summary")
+    audio_columns = ("audio files", "audio bytes") if audio else ()
     for column in (
         "report",
         "windows",
@@ -704,6 +750,7 @@ def _print_summary(summaries: dict[Report, Summary]) -> None:
         "429s",
         "elapsed",
         "records/s",
+        *audio_columns,
     ):
         table.add_column(column, justify="left" if column == "report" else "right")
     rows: list[tuple[str, Summary]] = [(str(r), s) for r, s in summaries.items()]
@@ -723,6 +770,7 @@ def _print_summary(summaries: dict[Report, Summary]) -> None:
             str(s.rate_limited),
             f"{s.elapsed:.1f}s",
             f"{s.records_per_second:,.0f}",
+            *((f"{s.audio_files:,}", _size(s.audio_bytes)) if audio else ()),
         )
     out = Console()
     if not out.is_terminal:
@@ -743,13 +791,21 @@ def _total(summaries: list[Summary]) -> Summary:
         rate_limited=sum(s.rate_limited for s in summaries),
         requests=sum(s.requests for s in summaries),
         elapsed=sum(s.elapsed for s in summaries),
+        audio_files=sum(s.audio_files for s in summaries),
+        audio_bytes=sum(s.audio_bytes for s in summaries),
+        audio_present=sum(s.audio_present for s in summaries),
+        audio_unsigned=sum(s.audio_unsigned for s in summaries),
     )
 
 
 def _print_verify(report: VerifyReport) -> None:
     """Print one row a report, then one row a problem, to stdout; a verdict to stderr."""
     table = Table(title="verify")
-    for column in ("report", "partitions", "records", "sampled", "problems"):
+    columns = ["report", "partitions", "records", "sampled", "problems"]
+    audio = any(check.audio_files for check in report.reports.values())
+    if audio:
+        columns[4:4] = ["audio files", "audio bytes"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "report" else "right")
     for name, check in sorted(report.reports.items()):
         problems = sum(p.report == name for p in report.problems)
@@ -758,6 +814,7 @@ def _print_verify(report: VerifyReport) -> None:
             str(check.partitions),
             f"{check.records:,}",
             str(check.sampled),
+            *((f"{check.audio_files:,}", _size(check.audio_bytes)) if audio else ()),
             str(problems),
         )
     out = Console()

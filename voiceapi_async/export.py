@@ -42,6 +42,7 @@ __all__ = [
     "FORMATS",
     "JSON_COLUMNS",
     "RECORDING_COLUMNS",
+    "AudioFile",
     "Csv",
     "ExportFormat",
     "JsonLines",
@@ -90,8 +91,15 @@ RECORDING_COLUMNS = (
     "agent",
     "created_at",
     "extra",
+    "audio_file",
+    "audio_sha256",
 )
-"""The columns of a recordings export, in order."""
+"""The columns of a recordings export, in order.
+
+``audio_file`` and ``audio_sha256`` are the downloaded audio file (relative to the
+backfill's output directory) and its SHA-256; None when there is none (no audio,
+or the audio was not downloaded).
+"""
 COLUMNS: Mapping[Report, tuple[str, ...]] = {
     Report.CALLS: CALL_COLUMNS,
     Report.RECORDINGS: RECORDING_COLUMNS,
@@ -101,12 +109,13 @@ JSON_COLUMNS = frozenset({"extra", "agent"})
 """Columns holding raw JSON: nested in JSON Lines, JSON text in CSV and Parquet."""
 FORMATS = ("jsonl", "csv", "parquet")
 """The format names :func:`get_format` knows."""
-EXPORT_SCHEMA_VERSION = 1
+EXPORT_SCHEMA_VERSION = 2
 """The version of the export's columns and their encoding, in every format.
 
 Bumped whenever a column is added, removed, renamed or reordered, or a value is
 encoded differently (types, timestamp or number text, JSON columns). A backfill
 dataset pins the version it was written with, so files of two versions never mix.
+Version 2 added the recordings' ``audio_file`` and ``audio_sha256`` columns.
 """
 
 # -- rows -------------------------------------------------------------------------------
@@ -139,8 +148,21 @@ def call_row(call: Call) -> dict[str, Any]:
     }
 
 
-def recording_row(recording: Recording) -> dict[str, Any]:
-    """Return a recording as an export row (same conventions as :func:`call_row`)."""
+@attrs.frozen
+class AudioFile:
+    """A recording's downloaded audio, as its export row names it."""
+
+    path: str
+    """The file, relative to the output directory (``audio/date=.../<id>.mp3``)."""
+    sha256: str
+    """The file's SHA-256, in hex."""
+
+
+def recording_row(recording: Recording, audio: AudioFile | None = None) -> dict[str, Any]:
+    """Return a recording as an export row (same conventions as :func:`call_row`).
+
+    ``audio`` fills ``audio_file`` and ``audio_sha256`` (None without it).
+    """
     return {
         "id": recording.id,
         "call_from": recording.call_from,
@@ -150,6 +172,8 @@ def recording_row(recording: Recording) -> dict[str, Any]:
         "agent": _unsigned_json(recording.agent),
         "created_at": recording.created_at,
         "extra": _unsigned_json(dict(recording.extra)),
+        "audio_file": None if audio is None else audio.path,
+        "audio_sha256": None if audio is None else audio.sha256,
     }
 
 
@@ -238,8 +262,10 @@ _ROW_OF: Mapping[Report, tuple[type[Call] | type[Recording], Callable[[Any], dic
 class RecordWriter(Protocol):
     """Writes batches of one report's records to a binary file."""
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Write a batch of records (in the order given)."""
+    def write(
+        self, records: Iterable[Record], *, audio: Mapping[str, AudioFile] | None = None
+    ) -> None:
+        """Write a batch of records (in the order given); ``audio`` fills recordings' audio."""
 
     def close(self) -> None:
         """Finish the output; the file itself stays open. Idempotent."""
@@ -289,11 +315,18 @@ class _Writer:
     ) -> None:
         self.close()
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Write a batch of records (in the order given)."""
+    def write(
+        self, records: Iterable[Record], *, audio: Mapping[str, AudioFile] | None = None
+    ) -> None:
+        """Write a batch of records (in the order given); ``audio`` fills recordings' audio."""
         if self._closed:
             raise ValueError(f"this {self._report} writer is closed")
-        self._write_rows([self._row_of(record) for record in records])
+        rows = [self._row_of(record) for record in records]
+        if audio:
+            for one in rows:
+                if (file := audio.get(one["id"])) is not None and "audio_file" in one:
+                    one["audio_file"], one["audio_sha256"] = file.path, file.sha256
+        self._write_rows(rows)
 
     def close(self) -> None:
         """Finish the output; the file itself stays open. Idempotent."""

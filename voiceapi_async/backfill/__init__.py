@@ -17,6 +17,11 @@ time zone, export schema version): a run with others raises
 :class:`SettingsMismatchError` before any request, unless it rebuilds. A done window
 is skipped only while its file is there as recorded; :func:`verify` checks a whole
 dataset and :func:`verify_sample` compares some windows with the API.
+
+``Backfill(..., audio=True)`` also downloads each recording's audio to
+``OUT/audio/date=YYYY-MM-DD/<id><extension>``; the rows name each file and its
+SHA-256, the manifest records every file, and a recordings window is done only
+once all its audio is in place.
 """
 
 from voiceapi_async.backfill._errors import (

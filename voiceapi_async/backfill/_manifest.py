@@ -41,12 +41,24 @@ CREATE TABLE IF NOT EXISTS settings (
     PRIMARY KEY (report, name)
 )
 """
-SCHEMA_VERSION = 2
+_AUDIO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audio (
+    recording_id TEXT PRIMARY KEY,
+    window_key   TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    sha256       TEXT NOT NULL
+)
+"""
+_IDS_PER_QUERY = 500
+SCHEMA_VERSION = 3
 """The manifest's own layout (SQLite ``user_version``).
 
 Version 2 added each file's size, the settings each window was written with and
 the settings each report is pinned to. A manifest of version 1 is migrated when
 opened; its windows have no recorded size, so a rerun checks their files by hash.
+Version 3 added the ``audio`` table: every recording's audio file (an older
+manifest gets it empty when opened).
 """
 
 
@@ -80,6 +92,19 @@ class WindowEntry:
     """The settings the file was written with (a ``DatasetSettings`` fingerprint)."""
 
 
+@attrs.frozen
+class AudioEntry:
+    """One recording's audio file, as the manifest records it."""
+
+    recording_id: str
+    window_key: str
+    """The window that wrote it."""
+    path: str
+    """The file, relative to the output directory (``audio/date=YYYY-MM-DD/<id>.mp3``)."""
+    size: int
+    sha256: str
+
+
 class Manifest:
     """Window states in SQLite (stdlib ``sqlite3``); every change is its own transaction.
 
@@ -95,7 +120,7 @@ class Manifest:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._db = open_database(self.path, _SCHEMA + ";" + _SETTINGS_SCHEMA)
+        self._db = open_database(self.path, _SCHEMA + ";" + _SETTINGS_SCHEMA + ";" + _AUDIO_SCHEMA)
         try:
             self._migrate()
         except BaseException:
@@ -116,6 +141,7 @@ class Manifest:
                 self._db.execute("ALTER TABLE windows ADD COLUMN size INTEGER")
             if "written_with" not in columns:
                 self._db.execute("ALTER TABLE windows ADD COLUMN written_with TEXT")
+            self._db.execute(_AUDIO_SCHEMA)
             if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -210,6 +236,42 @@ class Manifest:
                 (len(prefix), prefix),
             )
         ]
+
+    def audio_files(self, recording_ids: Iterable[str] | None = None) -> dict[str, AudioEntry]:
+        """The audio files recorded, by recording id (of ``recording_ids``, or all, by path)."""
+        select = "SELECT recording_id, window_key, path, size, sha256 FROM audio"
+        if recording_ids is None:
+            rows = self._db.execute(select + " ORDER BY path").fetchall()
+        else:
+            ids = list(recording_ids)
+            rows = []
+            for first in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[first : first + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                rows += self._db.execute(
+                    f"{select} WHERE recording_id IN ({marks})", chunk
+                ).fetchall()
+        return {
+            str(row[0]): AudioEntry(str(row[0]), str(row[1]), str(row[2]), int(row[3]), str(row[4]))
+            for row in rows
+        }
+
+    def record_audio(self, entry: AudioEntry) -> None:
+        """Record a recording's audio file (replacing what was recorded for it)."""
+        self._update(
+            "INSERT INTO audio (recording_id, window_key, path, size, sha256) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (recording_id) DO UPDATE SET "
+            "window_key = excluded.window_key, path = excluded.path, "
+            "size = excluded.size, sha256 = excluded.sha256",
+            (entry.recording_id, entry.window_key, entry.path, entry.size, entry.sha256),
+        )
+
+    def forget_audio(self, recording_ids: Iterable[str]) -> None:
+        """Drop the audio files recorded for these recordings."""
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM audio WHERE recording_id = ?", [(rid,) for rid in recording_ids]
+            )
 
     def record_size(self, key: str, size: int) -> None:
         """Record the size of a window's file (checked by hash, in an older manifest)."""

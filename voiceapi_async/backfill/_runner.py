@@ -13,16 +13,20 @@ from typing import IO, Protocol
 import attrs
 
 from voiceapi_async import (
+    AudioResult,
+    AudioStatus,
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
     Record,
+    Recording,
     Report,
     TransportError,
     VoiceAPIError,
     VoiceClient,
     Window,
 )
+from voiceapi_async.backfill._audio import AudioTally, forget_audio, window_audio
 from voiceapi_async.backfill._errors import OutputError, os_error
 from voiceapi_async.backfill._files import partition_path, write_atomically
 from voiceapi_async.backfill._lock import OutputLock
@@ -66,6 +70,10 @@ class Progress(Protocol):
     def window_failed(self, window: Window, error: BaseException) -> None:
         """A window failed and was recorded as failed."""
 
+    # Optional (a reporter without it is not told):
+    # def audio_file(self, result: AudioResult) -> None:
+    #     """A recording's audio file landed (downloaded, or found whole on disk)."""
+
 
 class _Silent:
     def planned(self, total: int, skipped: int) -> None:
@@ -87,6 +95,8 @@ class WindowResult:
     pages: int
     output: Path
     checksum: str
+    audio_files: int = 0
+    """Audio files the window's rows name (downloaded now or already there)."""
 
 
 @attrs.define
@@ -109,6 +119,14 @@ class Summary:
     rate_limited: int = 0
     requests: int = 0
     elapsed: float = 0.0
+    audio_files: int = 0
+    """Audio files downloaded by this run."""
+    audio_bytes: int = 0
+    """Bytes of audio downloaded by this run."""
+    audio_present: int = 0
+    """Audio files already complete: not downloaded again."""
+    audio_unsigned: int = 0
+    """Recordings whose audio link is not presigned: not fetched (their rows keep the link)."""
 
     @property
     def records_per_second(self) -> float:
@@ -141,7 +159,12 @@ class Backfill:
             window not yet written in them (failed ones too; an interrupted
             rebuild resumes); the windows must cover every day of the dataset.
             The new settings are pinned once every window is done.
-        verify: check done windows' files by their full SHA-256 (default: by size).
+        verify: check done windows' files by their full SHA-256 (default: by size);
+            audio files too.
+        audio: download each recording's audio to
+            ``OUT/audio/date=YYYY-MM-DD/<id><extension>`` (the day of its
+            ``created_at``); its rows name the file and its SHA-256. Pinned with
+            the settings; a recordings window is done only once all its audio is in place.
 
     A done window is skipped only when it was written in this run's settings and
     its file is there with the recorded size (and, with ``verify``, checksum);
@@ -163,6 +186,7 @@ class Backfill:
         rebuild: bool = False,
         verify: bool = False,
         lock: OutputLock | None = None,
+        audio: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -174,11 +198,19 @@ class Backfill:
         self.retry_failed = retry_failed
         self.force = frozenset(force)
         self.progress: Progress = progress or _Silent()
-        self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone)
+        self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone, audio=audio)
+        self.audio = audio
         self.rebuild = rebuild
         self.verify = verify
         self.lock = lock
         self._tmp_dir: Path | None = None
+        self._summary: Summary | None = None
+
+    def settings_for(self, report: Report | str) -> DatasetSettings:
+        """This run's settings for a report (audio applies to recordings only)."""
+        if str(report) == str(Report.RECORDINGS):
+            return self.settings
+        return attrs.evolve(self.settings, audio=False)
 
     def check(self, windows: Sequence[Window]) -> None:
         """Check that ``windows`` may run against the dataset; no request is made.
@@ -195,7 +227,7 @@ class Backfill:
             return
         for report in sorted({str(w.report) for w in windows}):
             pinned = self.manifest.settings(report)
-            if pinned and (changes := self.settings.changes_from(pinned)):
+            if pinned and (changes := self.settings_for(report).changes_from(pinned)):
                 raise SettingsMismatchError(report, changes)
 
     async def run(self, windows: Sequence[Window]) -> Summary:
@@ -222,12 +254,13 @@ class Backfill:
         if not self.rebuild:
             for report in reports:
                 if not self.manifest.settings(report):
-                    self.manifest.pin(report, self.settings.as_pins())
+                    self.manifest.pin(report, self.settings_for(report).as_pins())
         started = time.monotonic()
         before = self.client.stats
         self._tmp_dir = tmp_dir
         self.manifest.register(windows)
         summary = Summary(windows=len(windows))
+        self._summary = summary
         todo = []
         repairs: set[str] = set()
         for window in windows:
@@ -235,7 +268,8 @@ class Backfill:
             state = entry.state if entry else WindowState.PENDING
             forced = window.key in self.force
             if not forced and entry and state is WindowState.DONE:
-                if self.rebuild and entry.written_with != self.settings.fingerprint:
+                fingerprint = self.settings_for(window.report).fingerprint
+                if self.rebuild and entry.written_with != fingerprint:
                     todo.append(window)
                 elif await self._intact(window, entry):
                     summary.skipped += 1
@@ -286,7 +320,7 @@ class Backfill:
         summary.failed.sort()
         if self.rebuild and summary.ok:
             for report in reports:
-                self.manifest.pin(report, self.settings.as_pins())
+                self.manifest.pin(report, self.settings_for(report).as_pins())
         return summary
 
     def _check_coverage(self, windows: Sequence[Window]) -> None:
@@ -308,7 +342,7 @@ class Backfill:
         expected = str(partition_path(window, self.format.extension))
         if entry.output != expected:
             return False
-        if entry.written_with not in (None, self.settings.fingerprint):
+        if entry.written_with not in (None, self.settings_for(window.report).fingerprint):
             return False  # an interrupted rebuild's window, in other settings
         path = self.out_dir / expected
         try:
@@ -346,10 +380,11 @@ class Backfill:
                     records.extend(page.records)
             records = sort_records(records)
             relative = partition_path(window, self.format.extension)
+            tally = await self._audio_of(window, records)
 
             def write(file: IO[bytes]) -> None:
                 with self.format.open(file, window.report) as writer:
-                    writer.write(records)
+                    writer.write(records, audio=tally.files)
 
             try:
                 checksum = await asyncio.to_thread(
@@ -378,7 +413,48 @@ class Backfill:
             output=str(relative),
             checksum=checksum,
             size=size,
-            written_with=self.settings.fingerprint,
+            written_with=self.settings_for(window.report).fingerprint,
         )
         logger.info("window %s: %d records in %d pages -> %s", key, len(records), pages, relative)
-        return WindowResult(window, len(records), pages, relative, checksum)
+        return WindowResult(window, len(records), pages, relative, checksum, len(tally.files))
+
+    async def _audio_of(self, window: Window, records: list[Record]) -> AudioTally:
+        """Bring a recordings window's audio into place (or, without audio, drop recorded audio)."""
+        if window.report is not Report.RECORDINGS:
+            return AudioTally()
+        recordings = [record for record in records if isinstance(record, Recording)]
+        try:
+            if not self.audio:
+                forget_audio(self.manifest, recordings, self.out_dir)
+                return AudioTally()
+            tally = await window_audio(
+                self.client,
+                self.manifest,
+                window.key,
+                recordings,
+                self.out_dir,
+                timezone=self.settings.timezone,
+                temp_dir=self._tmp_dir,
+                verify=self.verify,
+                on_file=self._audio_landed,
+            )
+        except OSError as exc:
+            raise os_error(exc, "write audio in", self.out_dir / "audio") from None
+        if tally.unsigned:
+            logger.warning(
+                "window %s: %d recording(s) link to audio that is not presigned: not fetched",
+                window.key,
+                tally.unsigned,
+            )
+        if self._summary is not None:
+            self._summary.audio_present += tally.present
+            self._summary.audio_unsigned += tally.unsigned
+        return tally
+
+    def _audio_landed(self, result: AudioResult) -> None:
+        if self._summary is not None and result.status is AudioStatus.DOWNLOADED:
+            self._summary.audio_files += 1
+            self._summary.audio_bytes += result.size
+        notify = getattr(self.progress, "audio_file", None)
+        if notify is not None:
+            notify(result)

@@ -8,6 +8,9 @@ import attrs
 
 from voiceapi_async.export import EXPORT_SCHEMA_VERSION, ExportFormat, JsonLines, Parquet
 
+_UNPINNED = {"audio": "off"}
+"""What a setting pinned before it existed was."""
+
 
 @attrs.frozen
 class DatasetSettings:
@@ -19,15 +22,18 @@ class DatasetSettings:
             ``none`` for CSV.
         timezone: the zone the days (windows and partitions) are cut in.
         export_schema: :data:`voiceapi_async.export.EXPORT_SCHEMA_VERSION` of the files.
+        audio: whether recordings' audio files are downloaded with their rows
+            (always off for calls).
     """
 
     format: str
     compression: str
     timezone: str
     export_schema: int = EXPORT_SCHEMA_VERSION
+    audio: bool = False
 
     @classmethod
-    def of(cls, fmt: ExportFormat, timezone: str) -> DatasetSettings:
+    def of(cls, fmt: ExportFormat, timezone: str, *, audio: bool = False) -> DatasetSettings:
         """Return the settings of files written in ``fmt`` for days in ``timezone``."""
         if isinstance(fmt, JsonLines):
             compression = "gzip" if fmt.compress else "none"
@@ -35,7 +41,7 @@ class DatasetSettings:
             compression = fmt.compression
         else:
             compression = "none"
-        return cls(fmt.name, compression, timezone)
+        return cls(fmt.name, compression, timezone, audio=audio)
 
     def as_pins(self) -> dict[str, str]:
         """The settings as the manifest stores them."""
@@ -44,6 +50,7 @@ class DatasetSettings:
             "compression": self.compression,
             "timezone": self.timezone,
             "export_schema": str(self.export_schema),
+            "audio": "on" if self.audio else "off",
         }
 
     @property
@@ -54,9 +61,9 @@ class DatasetSettings:
     def changes_from(self, pins: Mapping[str, str]) -> list[SettingChange]:
         """What differs from the pinned ``pins`` (compression only within one format)."""
         changes = [
-            SettingChange(name, pins.get(name, "unknown"), value)
+            SettingChange(name, pinned, value)
             for name, value in self.as_pins().items()
-            if pins.get(name) != value
+            if (pinned := pins.get(name, _UNPINNED.get(name, "unknown"))) != value
         ]
         if any(change.name == "format" for change in changes):
             changes = [change for change in changes if change.name != "compression"]
@@ -68,7 +75,7 @@ class SettingChange:
     """One setting that differs between the dataset and this run."""
 
     name: str
-    """``format``, ``compression``, ``timezone`` or ``export_schema``."""
+    """``format``, ``compression``, ``timezone``, ``export_schema`` or ``audio``."""
     pinned: str
     """The dataset's value."""
     requested: str

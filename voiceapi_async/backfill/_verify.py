@@ -15,8 +15,11 @@ import orjson
 import pendulum
 
 from voiceapi_async import Record, Report, VoiceClient, Window
-from voiceapi_async.backfill._manifest import Manifest, WindowEntry, WindowState
-from voiceapi_async.export import get_format, sort_records
+from voiceapi_async.backfill._manifest import AudioEntry, Manifest, WindowEntry, WindowState
+from voiceapi_async.export import AudioFile, get_format, sort_records
+
+AUDIO_DIR = "audio"
+"""The audio files' folder, inside the output directory."""
 
 
 def file_sha256(path: Path) -> str:
@@ -75,6 +78,10 @@ class ReportCheck:
     partitions: int = 0
     records: int = 0
     sampled: int = 0
+    audio_files: int = 0
+    """Audio files checked (recordings)."""
+    audio_bytes: int = 0
+    """Their bytes."""
 
 
 @attrs.define
@@ -97,6 +104,8 @@ class VerifyReport:
             mine.partitions += check.partitions
             mine.records += check.records
             mine.sampled += check.sampled
+            mine.audio_files += check.audio_files
+            mine.audio_bytes += check.audio_bytes
         self.problems.extend(other.problems)
 
 
@@ -114,8 +123,10 @@ def verify(out_dir: Path | str, manifest: Manifest) -> VerifyReport:
     format, with the recorded size and SHA-256, holding the recorded number of
     records (read back with its format). Windows not done (pending, failed) and
     files under a report's folder that the manifest does not know (stray) are
-    problems too. The manifest itself, lock files and temporary folders (names
-    starting with ``_`` or ``.`` in ``out_dir``) are not looked at.
+    problems too. Every audio file the manifest records must be there with its
+    size and SHA-256, and ``OUT/audio/`` must hold no other file. The manifest
+    itself, lock files and temporary folders (names starting with ``_`` or ``.`` in
+    ``out_dir``) are not looked at.
     """
     out = Path(out_dir)
     result = VerifyReport()
@@ -145,7 +156,49 @@ def verify(out_dir: Path | str, manifest: Manifest) -> VerifyReport:
                 result.problems.append(
                     Problem(str(report), relative, "stray", "a file the manifest does not know")
                 )
+    _check_audio(out, manifest, result)
     return result
+
+
+def _check_audio(out: Path, manifest: Manifest, result: VerifyReport) -> None:
+    """Check every recorded audio file, and that ``OUT/audio/`` holds no other."""
+    report = str(Report.RECORDINGS)
+    files = manifest.audio_files()
+    if files:
+        check = result.reports.setdefault(report, ReportCheck())
+    for entry in files.values():
+        path = out / entry.path
+        found = _audio_problem(path, entry)
+        if found is not None:
+            kind, detail = found
+            result.problems.append(
+                Problem(report, entry.path, kind, f"audio of {entry.recording_id}: {detail}")
+            )
+        else:
+            check.audio_files += 1
+            check.audio_bytes += entry.size
+    known = {entry.path for entry in files.values()}
+    folder = out / AUDIO_DIR
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(out).as_posix()
+            if path.is_file() and relative not in known:
+                result.reports.setdefault(report, ReportCheck())
+                result.problems.append(
+                    Problem(report, relative, "stray", "a file the manifest does not know")
+                )
+
+
+def _audio_problem(path: Path, entry: AudioEntry) -> tuple[str, str] | None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing", "no file"
+    if size != entry.size:
+        return "size", f"{size:,} bytes, the manifest says {entry.size:,}"
+    if file_sha256(path) != entry.sha256:
+        return "checksum", "the SHA-256 differs from the manifest's"
+    return None
 
 
 def _check_partition(out: Path, entry: WindowEntry, extension: str | None) -> Problem | None:
@@ -208,8 +261,12 @@ async def verify_sample(
         window = Window(Report(entry.report), _moment(entry.start_at), _moment(entry.end_at))
         records = sort_records(await _fetch(client, window))
         buffer = io.BytesIO()
+        audio = {
+            rid: AudioFile(found.path, found.sha256)
+            for rid, found in manifest.audio_files(r.id for r in records).items()
+        }
         with fmt.open(buffer, window.report) as writer:
-            writer.write(records)
+            writer.write(records, audio=audio if pins.get("audio") == "on" else None)
         fresh = decode_rows(str(entry.output), buffer.getvalue())
         try:
             stored = read_rows(out / str(entry.output))
