@@ -98,6 +98,14 @@ class Connection:
     max_days: int
 
 
+_STATE_OPTION = click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="manifest file (default OUT/_manifest.sqlite)",
+)
+
+
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options every API command shares."""
     options = [
@@ -223,12 +231,7 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
     show_default=True,
 )
 @click.option("--gzip", "compress", is_flag=True, help="gzip JSON Lines files")
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="manifest file (default OUT/_manifest.sqlite)",
-)
+@_STATE_OPTION
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
@@ -368,12 +371,7 @@ def backfill_command(
     required=True,
     help="a backfill's output directory",
 )
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="manifest file (default OUT/_manifest.sqlite)",
-)
+@_STATE_OPTION
 @click.option(
     "--sample",
     type=click.IntRange(min=1),
