@@ -84,6 +84,7 @@ def test_command_applies_its_options() -> None:
             "--timezone=Europe/Berlin",
             "--calls-per-day=9",
             "--rate-limit=0",
+            "--rate-mode=sliding",
             "--per-page-max=25",
             "--faults=demo",
             "--latency-ms=5",
@@ -104,6 +105,7 @@ def test_command_applies_its_options() -> None:
         "Europe/Berlin",
     )
     assert (config.calls_per_day, config.rate_limit, config.per_page_max) == (9, 0, 25)
+    assert config.rate_mode == "sliding"
     assert (config.faults.latency_ms, config.faults.reset, config.faults.server_error) == (
         5.0,
         0.5,

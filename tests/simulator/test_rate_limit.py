@@ -1,4 +1,4 @@
-"""The rate limit: a fixed window per token, its headers, and 429 with Retry-After."""
+"""The rate limit: a fixed or sliding window per token, its headers, 429 with Retry-After."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.simulator.conftest import TOKEN, FakeClock, api_headers, report, serve
 from voiceapi_async import RateLimitError
-from voiceapi_async.testing import run_simulator
+from voiceapi_async.testing import Faults, run_simulator
 
 
 @pytest.mark.asyncio
@@ -80,3 +80,43 @@ async def test_default_rate_limit_is_a_thousand_a_minute() -> None:
     assert sim.config.rate_window == 60.0
     assert reply.headers["X-RateLimit-Limit"] == "1000"
     assert reply.headers["X-RateLimit-Remaining"] == "999"
+
+
+@pytest.mark.asyncio
+async def test_a_sliding_window_allows_the_limit_in_any_span_of_the_window() -> None:
+    """Sliding: a request is allowed again once the oldest in the window is a window old."""
+    clock = FakeClock(1000.0)
+    async with serve(rate_limit=2, rate_window=30.0, rate_mode="sliding") as (sim, session):
+        sim._limiter.clock = clock
+        first = await report(session, sim, "calls")
+        clock.now += 10
+        second = await report(session, sim, "calls")
+        clock.now += 10
+        refused = await report(session, sim, "calls")  # at 20: two in the last 30 s
+        clock.now += 10
+        again = await report(session, sim, "calls")  # at 30: the first one has left
+        clock.now += 5
+        later = await report(session, sim, "calls")  # at 35: the one at 10 is still in
+    assert [r.status for r in (first, second, refused, again, later)] == [200, 200, 429, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in (first, second)] == ["1", "0"]
+    assert refused.headers["Retry-After"] == "10"
+    assert later.headers["Retry-After"] == "5"
+    assert again.headers["X-RateLimit-Limit"] == "2"
+
+
+@pytest.mark.asyncio
+async def test_every_connection_of_a_token_shares_one_limit_with_headers_on_every_answer() -> None:
+    """Two sessions on one token use one allowance; faulty answers carry the headers too."""
+    faults = Faults(server_error=0.5, truncated=0.3)
+    async with (
+        serve(rate_limit=6, rate_window=30.0, faults=faults) as (sim, session),
+        aiohttp.ClientSession() as other,
+    ):
+        replies = []
+        for n in range(8):
+            replies.append(await report(session if n % 2 else other, sim, "calls", page=n + 1))
+    assert [reply.headers["X-RateLimit-Limit"] for reply in replies] == ["6"] * 8
+    remaining = [int(reply.headers["X-RateLimit-Remaining"]) for reply in replies]
+    assert remaining == [5, 4, 3, 2, 1, 0, 0, 0]
+    assert [reply.status == 429 for reply in replies] == [False] * 6 + [True] * 2
+    assert any(reply.status >= 500 or not reply.body.endswith(b"}") for reply in replies[:6])

@@ -235,6 +235,13 @@ def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
         help="requests a minute per token before 429, 0 for none (default: %(default)s)",
     )
     add(
+        "--rate-mode",
+        choices=("fixed", "sliding"),
+        default="fixed",
+        help="fixed windows from a token's first request, or a sliding window "
+        "(default: %(default)s)",
+    )
+    add(
         "--per-page-max",
         type=_count(1),
         default=100,
@@ -328,6 +335,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         shape=args.shape,
         per_page_max=args.per_page_max,
         rate_limit=args.rate_limit,
+        rate_mode=args.rate_mode,
         audio_size=args.audio_size,
         audio_expiry=args.audio_expiry,
         faults=faults,

@@ -56,6 +56,9 @@ class SimulatorConfig:
         per_page_max: the largest page size applied (the echoed ``per_page`` tells).
         rate_limit: requests a minute per token before 429 (0 for no limit).
         rate_window: the rate-limit window in seconds (60 on the real server).
+        rate_mode: ``"fixed"`` (the server framework's throttle: a window starts with
+            a token's first request and resets whole) or ``"sliding"`` (at most
+            ``rate_limit`` requests in any ``rate_window`` seconds).
         live_every: every N-th report request adds a record inside the requested
             range, so totals change while a client pages (0 for a still dataset).
         audio_expiry: seconds a presigned audio URL stays valid.
@@ -74,6 +77,9 @@ class SimulatorConfig:
     per_page_max: int = attrs.field(default=100, validator=_AT_LEAST_ONE)
     rate_limit: int = attrs.field(default=1000, validator=_NOT_NEGATIVE)
     rate_window: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
+    rate_mode: str = attrs.field(
+        default="fixed", validator=attrs.validators.in_(("fixed", "sliding"))
+    )
     live_every: int = attrs.field(default=0, validator=_NOT_NEGATIVE)
     audio_expiry: int = attrs.field(default=3600, validator=_NOT_NEGATIVE)
     audio_size: tuple[int, int] = attrs.field(

@@ -60,6 +60,31 @@ class _RateLimiter:
         return count <= self.limit, max(0, self.limit - count), reset
 
 
+class _SlidingRateLimiter:
+    """A sliding-window limit per token: at most ``limit`` requests in any ``window``."""
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        """Returns the monotonic time in seconds that windows are measured on."""
+        self._hits: dict[str, collections.deque[float]] = {}
+
+    def hit(self, token: str) -> tuple[bool, int, float]:
+        """Count a request; return (allowed, remaining, seconds until one more is allowed)."""
+        now = self.clock()
+        hits = self._hits.setdefault(token, collections.deque())
+        while hits and now - hits[0] >= self.window:
+            hits.popleft()
+        allowed = len(hits) < self.limit
+        if allowed:  # a refused request does not count, as in the server's throttle
+            hits.append(now)
+        wait = hits[0] + self.window - now if len(hits) >= self.limit else 0.0
+        return allowed, max(0, self.limit - len(hits)), max(0.0, wait)
+
+
 class VoiceSimulator:
     """The Voice API's behaviour as an aiohttp application.
 
@@ -79,7 +104,8 @@ class VoiceSimulator:
         self.base_url = ""
         """Set once serving: ``http://127.0.0.1:<port>/api/v2/``."""
         self._zone = pendulum.timezone(cfg.timezone)
-        self._limiter = _RateLimiter(cfg.rate_limit, cfg.rate_window)
+        limiter = _SlidingRateLimiter if cfg.rate_mode == "sliding" else _RateLimiter
+        self._limiter: _RateLimiter | _SlidingRateLimiter = limiter(cfg.rate_limit, cfg.rate_window)
         self._attempts: collections.Counter[str] = collections.Counter()
         self._now: tuple[int, dt.datetime] = (-1, dt.datetime.min)
         self._cache: collections.OrderedDict[tuple[Any, ...], render.EncodedRecords] = (
@@ -279,17 +305,19 @@ class VoiceSimulator:
             return self._observe(request, auth, fault, _error(status, "Server Error", headers))
         if fault == "error_in_200":
             error = render.error_body(500, "Server Error")
-            return self._observe(request, auth, fault, web.Response(body=error, content_type=_JSON))
+            answer = web.Response(body=error, content_type=_JSON, headers=headers)
+            return self._observe(request, auth, fault, answer)
         if fault == "html_error":
             page = web.Response(status=502, body=render.PROXY_PAGE, content_type="text/html")
             return self._observe(request, auth, fault, page)
         if fault == "truncated":
             cut = body[: max(1, len(body) * 2 // 3)]
-            return self._observe(request, auth, fault, web.Response(body=cut, content_type=_JSON))
+            answer = web.Response(body=cut, content_type=_JSON, headers=headers)
+            return self._observe(request, auth, fault, answer)
         # "reset" and "stall": headers and half the body, then the connection is cut.
         self._observe(request, auth, fault, web.Response(status=200))
         response = web.StreamResponse(
-            headers={"Content-Type": _JSON, "Content-Length": str(len(body))}
+            headers={"Content-Type": _JSON, "Content-Length": str(len(body)), **headers}
         )
         await response.prepare(request)
         await response.write(body[: len(body) // 2])
