@@ -25,7 +25,16 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.test_cli import TOKEN, TZ, exported_ids, partition_hashes, settings, start, voiceapi
+from tests.test_cli import (
+    TOKEN,
+    TZ,
+    backfill_args,
+    exported_ids,
+    partition_hashes,
+    settings,
+    start,
+    voiceapi,
+)
 from voiceapi_async.backfill import (
     Backfill,
     Manifest,
@@ -47,21 +56,8 @@ EXIT_LOCKED = 7
 
 
 def args(out: Path, *extra: str) -> list[str]:
-    return [
-        "backfill",
-        "all",
-        "--from",
-        "2024-03-01",
-        "--to",
-        "2024-03-03",
-        "--out",
-        str(out),
-        "--rate-limit",
-        "0",
-        "--concurrency",
-        "1",
-        *extra,
-    ]
+    """Return the arguments of a JSON Lines backfill into ``out``, one window at a time."""
+    return backfill_args(out, "jsonl", "--concurrency", "1", *extra)
 
 
 @pytest.fixture

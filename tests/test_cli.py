@@ -70,10 +70,11 @@ def settings(sim: VoiceSimulator) -> dict[str, str]:
     return {"VOICEAPI_BASE_URL": sim.base_url, "VOICEAPI_TOKEN": TOKEN, "VOICEAPI_TIMEZONE": TZ}
 
 
-def backfill_args(out: Path, fmt: str, *extra: str) -> list[str]:
+def backfill_args(out: Path, fmt: str, *extra: str, what: str = "all") -> list[str]:
+    """Return the arguments of a backfill of 2024-03-01..03 into ``out``, unthrottled."""
     return [
         "backfill",
-        "all",
+        what,
         "--from",
         "2024-03-01",
         "--to",

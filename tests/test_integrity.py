@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import FIXED_CLOCK, TOKEN, exported_ids, voiceapi
+from tests.test_cli import FIXED_CLOCK, TOKEN, backfill_args, exported_ids, voiceapi
 from voiceapi_async import RetryPolicy, VoiceClient
 from voiceapi_async.backfill import (
     Backfill,
@@ -49,21 +49,8 @@ def env(sim: VoiceSimulator, timezone: str = TZ) -> dict[str, str]:
 
 
 def backfill(out: Path, fmt: str = "jsonl", *extra: str, what: str = "all") -> list[str]:
-    return [
-        "backfill",
-        what,
-        "--from",
-        "2024-03-01",
-        "--to",
-        "2024-03-03",
-        "--out",
-        str(out),
-        "--format",
-        fmt,
-        "--rate-limit",
-        "0",
-        *extra,
-    ]
+    """Return the arguments of a backfill of 2024-03-01..03 (all reports unless told)."""
+    return backfill_args(out, fmt, *extra, what=what)
 
 
 def partitions(out: Path) -> dict[str, bytes]:

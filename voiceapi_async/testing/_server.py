@@ -60,16 +60,13 @@ class _RateLimiter:
         return count <= self.limit, max(0, self.limit - count), reset
 
 
-class _SlidingRateLimiter:
+class _SlidingRateLimiter(_RateLimiter):
     """A sliding-window limit per token: at most ``limit`` requests in any ``window``."""
 
     def __init__(
         self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        """Returns the monotonic time in seconds that windows are measured on."""
+        super().__init__(limit, window, clock)
         self._hits: dict[str, collections.deque[float]] = {}
 
     def hit(self, token: str) -> tuple[bool, int, float]:
@@ -105,7 +102,7 @@ class VoiceSimulator:
         """Set once serving: ``http://127.0.0.1:<port>/api/v2/``."""
         self._zone = pendulum.timezone(cfg.timezone)
         limiter = _SlidingRateLimiter if cfg.rate_mode == "sliding" else _RateLimiter
-        self._limiter: _RateLimiter | _SlidingRateLimiter = limiter(cfg.rate_limit, cfg.rate_window)
+        self._limiter: _RateLimiter = limiter(cfg.rate_limit, cfg.rate_window)
         self._attempts: collections.Counter[str] = collections.Counter()
         self._now: tuple[int, dt.datetime] = (-1, dt.datetime.min)
         self._cache: collections.OrderedDict[tuple[Any, ...], render.EncodedRecords] = (
