@@ -240,6 +240,13 @@ def mean_latency() -> float:
     return LATENCY_MS / 1000 * math.exp(spread**2 / 2)
 
 
+def latency_noise(files: int) -> float:
+    """Return the standard error of the mean latency of ``files`` files, over a file's time."""
+    spread = Faults(storage_latency_ms=LATENCY_MS).latency_spread
+    deviation = mean_latency() * math.sqrt(math.exp(spread**2) - 1)
+    return deviation / math.sqrt(files) / seconds_per_file()
+
+
 def seconds_per_file() -> float:
     """Return one file's time on one connection: mean added latency plus size / bandwidth."""
     return mean_latency() + FILE_BYTES / BANDWIDTH
@@ -382,7 +389,9 @@ def header(plan: Plan) -> str:
             *harness.environment(("aiohttp", "stamina"), sharing="the simulator and the client"),
             f"- Throughput: {plan.files} recordings' audio of {FILE_BYTES / MIB:g} MiB each from "
             f"the simulator's storage in its own process, {LATENCY_MS:g} ms median added latency "
-            f"before each file (log-normal, mean {mean_latency() * 1e3:.1f} ms), then "
+            f"before each file (log-normal, mean {mean_latency() * 1e3:.1f} ms; over "
+            f"{plan.files} files the sample mean varies by about ±{latency_noise(plan.files):.1%} "
+            "of a file's time), then "
             f"{BANDWIDTH / MIB:g} MiB/s per connection; every column the median of "
             f"{plan.rounds} interleaved round(s), each run into a fresh directory; after every "
             "run the directory held exactly the expected files (no partial ones), each with "
