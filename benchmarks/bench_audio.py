@@ -347,12 +347,13 @@ def memory_table(results: list[dict[str, Any]]) -> str:
     if len(results) < 3:
         return table
     growth = [(now["peak_kib"] - now["before_kib"]) / 1024 for now in results]
+    change = round(growth[-1] - growth[-2], 1) + 0.0  # + 0.0: no "-0.0"
     return table + (
         f"\n\nPeak growth is the read buffers of the downloads streaming at once, not the "
         f"files: aiohttp lets a connection buffer up to twice the read size (2 x "
         f"{CHUNK // 1024} KiB) before it stops reading, so {SLOTS} downloads hold a few MiB "
         f"whatever their length. From {results[-2]['size'] / MIB:g} MiB to "
-        f"{results[-1]['size'] / MIB:g} MiB files it changes by {growth[-1] - growth[-2]:+.1f} "
+        f"{results[-1]['size'] / MIB:g} MiB files it changes by {change:+.1f} "
         f"MiB; the {results[0]['size'] / MIB:g} MiB files, over in milliseconds on loopback, "
         f"end before all {SLOTS} fill their buffers, hence their lower peak."
     )
