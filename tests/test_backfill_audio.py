@@ -27,9 +27,9 @@ from voiceapi_async.backfill import (
     verify,
     verify_sample,
 )
-from voiceapi_async.backfill._audio import audio_path, is_presigned
+from voiceapi_async.backfill._audio import audio_path
 from voiceapi_async.backfill._verify import read_rows
-from voiceapi_async.export import get_format
+from voiceapi_async.export import get_format, is_presigned
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator, run_simulator
 from voiceapi_async.testing._plugin import serve_in_thread
 

@@ -79,6 +79,7 @@ EXPORT = [
     "RecordWriter",
     "call_row",
     "get_format",
+    "is_presigned",
     "json_row",
     "parquet_schema",
     "recording_row",

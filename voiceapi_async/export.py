@@ -22,13 +22,12 @@ import csv
 import datetime as dt
 import gzip
 import io
-import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import IO, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import attrs
 import orjson
@@ -50,6 +49,7 @@ __all__ = [
     "RecordWriter",
     "call_row",
     "get_format",
+    "is_presigned",
     "json_row",
     "parquet_schema",
     "recording_row",
@@ -191,16 +191,24 @@ def unsigned_url(url: str | None) -> str | None:
     return urlunsplit((scheme, netloc, path, "", ""))
 
 
-_SIGNED = re.compile(
-    r"(?i)^https?://[^?#]*\?(?:[^#]*&)?(?:x-amz-[a-z-]+|x-goog-[a-z-]+|signature|sig|"
-    r"googleaccessid|awsaccesskeyid|key-pair-id|policy)="
-)
+_SIGNATURES = frozenset({"x-amz-signature", "x-goog-signature", "signature", "sig"})
+
+
+def is_presigned(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a storage signature in its query.
+
+    S3 (SigV4 and v2), Google Cloud Storage, Azure SAS and CloudFront all sign there.
+    """
+    scheme, _, _, query, _ = urlsplit(url)
+    return scheme in ("http", "https") and any(
+        name.lower() in _SIGNATURES for name, _ in parse_qsl(query)
+    )
 
 
 def _unsigned_json(value: Any) -> Any:
     """Return JSON ``value`` with every presigned URL in it reduced to :func:`unsigned_url`."""
     if isinstance(value, str):
-        return unsigned_url(value) if _SIGNED.match(value) else value
+        return unsigned_url(value) if is_presigned(value) else value
     if isinstance(value, dict):
         return {key: _unsigned_json(item) for key, item in value.items()}
     if isinstance(value, list):

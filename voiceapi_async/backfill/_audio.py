@@ -16,7 +16,6 @@ import contextlib
 import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -30,20 +29,13 @@ from voiceapi_async import (
 )
 from voiceapi_async.backfill._manifest import AudioEntry, Manifest
 from voiceapi_async.backfill._verify import AUDIO_DIR, file_sha256
-from voiceapi_async.export import AudioFile
-
-_SIGNATURES = frozenset({"x-amz-signature", "x-goog-signature", "signature", "sig"})
+from voiceapi_async.export import AudioFile, is_presigned
 
 
 def audio_path(recording: Recording, timezone: str) -> PurePosixPath:
     """Return a recording's audio file, relative to the output directory."""
     day = recording.created_at.astimezone(zoneinfo.ZoneInfo(timezone)).date()
     return PurePosixPath(AUDIO_DIR, f"date={day.isoformat()}", audio_filename(recording))
-
-
-def is_presigned(url: str) -> bool:
-    """Whether ``url`` carries a storage signature in its query (S3, GCS, Azure style)."""
-    return any(name.lower() in _SIGNATURES for name, _ in parse_qsl(urlsplit(url).query))
 
 
 @attrs.define
