@@ -135,7 +135,7 @@ def _check_per_page(instance: object, attribute: attrs.Attribute[Any], value: An
     if value is None:
         return
     if type(value) is int and value < 1:
-        raise ValueError(f"'per_page' must be >= 1, or None for the server's default: {value}")
+        raise ValueError(f"'per_page' must be >= 1, or None to learn the server's largest: {value}")
     _AT_LEAST_ONE(instance, attribute, value)
 
 
@@ -172,7 +172,12 @@ class ClientConfig:
         token: the API token (never shown in reprs, logs or errors).
         timezone: the account's time zone: ranges and timestamps are read in it.
         auth: the token as a Bearer header (default) or an ``access_token`` parameter.
-        per_page: the page size to ask for; the server may apply another.
+        per_page: the page size to ask for, pinned; the server may apply another.
+            None (the default) learns it: the client asks for ``max_per_page`` and, from
+            the first answer on, for the size the server applied.
+        max_per_page: the largest page size asked for when ``per_page`` is None (1,000:
+            about 650 KB a page of calls, far below ``max_response_bytes`` and quick
+            to read).
         max_in_flight: requests in flight at once, across all windows.
         max_windows: windows (days) read at once.
         rate_limit: requests a minute, shared by every request of the client (0: none).
@@ -210,7 +215,8 @@ class ClientConfig:
     token: str = attrs.field(validator=_check_token, repr=lambda _: repr(REDACTED))
     timezone: str = attrs.field(default="UTC", validator=_check_timezone)
     auth: AuthMode = attrs.field(default=AuthMode.BEARER, converter=AuthMode)
-    per_page: int | None = attrs.field(default=100, validator=_check_per_page)
+    per_page: int | None = attrs.field(default=None, validator=_check_per_page)
+    max_per_page: int = attrs.field(default=1_000, validator=_AT_LEAST_ONE)
     max_in_flight: int = attrs.field(default=16, validator=_AT_LEAST_ONE)
     max_windows: int = attrs.field(default=8, validator=_AT_LEAST_ONE)
     rate_limit: int = attrs.field(default=900, validator=_NOT_NEGATIVE_INT)
@@ -239,7 +245,8 @@ class ClientConfig:
         """Build a config from ``VOICEAPI_*`` environment variables, then ``overrides``.
 
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
-        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
+        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_PER_PAGE``,
+        ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
         ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``,
         ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request), ``VOICEAPI_AUDIO_MAX_IN_FLIGHT``,
@@ -279,6 +286,7 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "timezone": str,
     "auth": AuthMode,
     "per_page": int,
+    "max_per_page": int,
     "max_in_flight": int,
     "max_windows": int,
     "rate_limit": int,

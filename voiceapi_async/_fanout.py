@@ -12,11 +12,20 @@ into the shared queue as their pages complete.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from typing import Any, Protocol
 
 from voiceapi_async._gate import Admission, PageGate
 from voiceapi_async._models import Window
+from voiceapi_async._sizing import Span
 
 PAGES_PER_WINDOW_BUFFER = 2
 """Pages a window may have ready before the consumer takes them (order mode)."""
@@ -26,16 +35,16 @@ class ReadWindow(Protocol):
     """Read one window, emitting its pages through the callback."""
 
     def __call__(
-        self, window: Window, emit: Callable[[Any], Awaitable[None]], admission: Admission
+        self, span: Window | Span, emit: Callable[[Any], Awaitable[None]], admission: Admission
     ) -> Awaitable[None]:
-        """Read ``window``, each page fetch admitted by ``admission``, emitting its pages."""
+        """Read ``span``, each page fetch admitted by ``admission``, emitting its pages."""
 
 
 _WINDOW_DONE = object()
 
 
 async def run_windows(
-    windows: Iterable[Window],
+    windows: Iterable[Window] | AsyncIterable[Span],
     read: ReadWindow,
     emit: Callable[[Any], Awaitable[None]],
     *,
@@ -43,9 +52,10 @@ async def run_windows(
     ordered: bool,
     page_budget: int,
 ) -> None:
-    """Read every window, at most ``max_windows`` at once, emitting their pages.
+    """Read every window (or span), at most ``max_windows`` at once, emitting their pages.
 
-    ``windows`` is iterated lazily, one window as a slot frees up.
+    ``windows`` is iterated lazily, one as a slot frees up: a span planner sizes each
+    span from what the earlier ones told.
 
     At most ``page_budget`` pages are between fetch and hand-off at a time, earliest
     window first. With ``ordered`` the pages come window by window, each window's
@@ -55,23 +65,28 @@ async def run_windows(
     gate = PageGate(page_budget)
     slots = asyncio.Semaphore(max_windows)
     if not ordered:
-        async with asyncio.TaskGroup() as group:
-            for rank, window in enumerate(windows):
+        async with asyncio.TaskGroup() as group, _spans(windows) as spans:
+            rank = 0
+            async for span in spans:
                 await slots.acquire()
-                group.create_task(_release_after(slots, read, window, emit, gate.admission(rank)))
+                group.create_task(_release_after(slots, read, span, emit, gate.admission(rank)))
+                rank += 1
         return
     queues: asyncio.Queue[tuple[int, asyncio.Queue[Any]] | None] = asyncio.Queue()
 
-    async def produce(window: Window, rank: int, queue: asyncio.Queue[Any]) -> None:
-        await read(window, queue.put, gate.admission(rank))
+    async def produce(span: Window | Span, rank: int, queue: asyncio.Queue[Any]) -> None:
+        await read(span, queue.put, gate.admission(rank))
         await queue.put(_WINDOW_DONE)
 
     async def launch(group: asyncio.TaskGroup) -> None:
-        for rank, window in enumerate(windows):
-            await slots.acquire()
-            queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
-            queues.put_nowait((rank, queue))
-            group.create_task(produce(window, rank, queue))
+        rank = 0
+        async with _spans(windows) as spans:
+            async for span in spans:
+                await slots.acquire()
+                queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
+                queues.put_nowait((rank, queue))
+                group.create_task(produce(span, rank, queue))
+                rank += 1
         queues.put_nowait(None)
 
     async def merge() -> None:
@@ -87,10 +102,33 @@ async def run_windows(
         group.create_task(merge())
 
 
+@contextlib.asynccontextmanager
+async def _spans(
+    windows: Iterable[Window] | AsyncIterable[Span],
+) -> AsyncIterator[AsyncIterator[Window | Span]]:
+    """Iterate ``windows`` asynchronously, closing a span planner after."""
+    if isinstance(windows, AsyncIterable):
+        iterator = aiter(windows)
+        try:
+            yield iterator
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+        return
+
+    async def one_by_one() -> AsyncGenerator[Window, None]:
+        for window in windows:
+            yield window
+
+    async with contextlib.aclosing(one_by_one()) as spans:
+        yield spans
+
+
 async def _release_after(
     slots: asyncio.Semaphore,
     read: ReadWindow,
-    window: Window,
+    window: Window | Span,
     emit: Callable[[Any], Awaitable[None]],
     admission: Admission,
 ) -> None:
