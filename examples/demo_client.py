@@ -14,6 +14,8 @@ import datetime as dt
 import sys
 from collections.abc import AsyncIterator, Sequence
 
+import stamina
+
 from voiceapi_async import ClientConfig, RetryPolicy, VoiceClient
 
 DEMO_SEED = 7
@@ -32,6 +34,9 @@ DEMO_RETRY = RetryPolicy(wait_initial=0.05, wait_max=0.5, wait_jitter=0.05)
 @contextlib.asynccontextmanager
 async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]:
     """Yield a client for ``config``; for None, start a simulator and point one at it."""
+    # Retries are logged with `logging` even where structlog is installed: an
+    # unconfigured structlog prints to stdout, where these examples print their data.
+    stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
     if config is not None:
         async with VoiceClient(config) as client:
             yield client

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import attrs
 import click
+import stamina
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -96,6 +97,7 @@ class Connection:
     rate_limit: int | None
     max_attempts: int
     max_days: int
+    per_page: int | None = None
 
 
 _STATE_OPTION = click.option(
@@ -132,6 +134,14 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="requests a minute (default 900; 0 for none)",
         ),
         click.option(
+            "--per-page",
+            envvar="VOICEAPI_PER_PAGE",
+            type=click.IntRange(min=1),
+            default=None,
+            help="pin the page size asked for (default: learn the largest the server "
+            "allows, up to 1,000) [VOICEAPI_PER_PAGE]",
+        ),
+        click.option(
             "--max-attempts",
             type=click.IntRange(min=1),
             default=6,
@@ -161,6 +171,7 @@ def _connection(kwargs: dict[str, Any]) -> Connection:
         rate_limit=kwargs.pop("rate_limit"),
         max_attempts=kwargs.pop("max_attempts"),
         max_days=kwargs.pop("max_days"),
+        per_page=kwargs.pop("per_page"),
     )
 
 
@@ -168,6 +179,9 @@ def _connection(kwargs: dict[str, Any]) -> Connection:
 @click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug) to stderr")
 def main(verbose: int) -> None:
     """Export call logs and recordings from the Voice API."""
+    # stamina logs retries through structlog when it is installed (Dagster brings it),
+    # and an unconfigured structlog prints to stdout, where the data goes.
+    stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
@@ -503,6 +517,8 @@ async def _client(connection: Connection) -> AsyncIterator[VoiceClient]:
     }
     if connection.rate_limit is not None:
         settings["rate_limit"] = connection.rate_limit
+    if connection.per_page is not None:
+        settings["per_page"] = connection.per_page
     if connection.demo:
         from voiceapi_async.testing import Faults, run_simulator
 
@@ -744,6 +760,9 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
         "failed",
         "records",
         "pages",
+        "requests",
+        "req/1k rec",
+        "page size",
         "retries",
         "429s",
         "elapsed",
@@ -764,6 +783,9 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
             str(len(s.failed)),
             f"{s.records:,}",
             f"{s.pages:,}",
+            f"{s.requests:,}",
+            _ratio(s.requests_per_1000_records),
+            str(s.per_page or "-"),
             str(s.retries),
             str(s.rate_limited),
             f"{s.elapsed:.1f}s",
@@ -774,6 +796,10 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
     if not out.is_terminal:
         out = Console(width=132)
     out.print(table)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _total(summaries: list[Summary]) -> Summary:
@@ -788,6 +814,7 @@ def _total(summaries: list[Summary]) -> Summary:
         retries=sum(s.retries for s in summaries),
         rate_limited=sum(s.rate_limited for s in summaries),
         requests=sum(s.requests for s in summaries),
+        per_page=max((s.per_page or 0 for s in summaries), default=0) or None,
         elapsed=sum(s.elapsed for s in summaries),
         audio_files=sum(s.audio_files for s in summaries),
         audio_bytes=sum(s.audio_bytes for s in summaries),
