@@ -25,7 +25,7 @@ from voiceapi_async import (
 from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
 from voiceapi_async._gate import Admission
 from voiceapi_async._stream import PAGE_QUEUE_SIZE
-from voiceapi_async.client import PAGE_BUDGET_PER_SLOT
+from voiceapi_async.client import PAGE_BUDGET_PER_SLOT, page_budget
 from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
 
 TOKEN = "tok-7f3a9c2e5b1d"
@@ -288,10 +288,10 @@ async def test_slow_consumer_holds_producers_back(sim: VoiceSimulator) -> None:
     # 30 days of ~60 pages each exist. The bound (README, "Limits, retries and memory"):
     # the page budget, the head day's look-ahead (as large), the ready pages per open
     # day, the consumer's queue; then the pages in hand (the merger's and the one the
-    # consumer took), each open day's whole-day page 1, fetched and dropped because the
-    # day is read as two parts, and its second part's page 1, fetched ahead to check
-    # that the parts' counts add up.
-    budget = PAGE_BUDGET_PER_SLOT * 4
+    # consumer took), the probe's page 1 (the whole range, declined) and a spare, and
+    # each open day's parts' page 1s, fetched ahead to check that they hold apart.
+    budget = page_budget(4, 2)
+    assert budget == PAGE_BUDGET_PER_SLOT * 4
     held = budget + budget + 2 * PAGES_PER_WINDOW_BUFFER + PAGE_QUEUE_SIZE
     bound = held + 2 + 2 + 2
     assert fetched <= bound

@@ -12,6 +12,7 @@ import pytest
 
 from voiceapi_async import RetryPolicy, VoiceClient
 from voiceapi_async.backfill import Backfill, Manifest, plan
+from voiceapi_async.client import page_budget
 from voiceapi_async.export import get_format
 from voiceapi_async.testing import VoiceSimulator, run_simulator
 
@@ -170,3 +171,12 @@ async def test_a_backfill_writes_sparse_days_byte_identical_to_day_by_day_reads(
         assert (tmp_path / "together" / relative).read_bytes() == (
             tmp_path / "alone" / relative
         ).read_bytes()
+
+
+def test_larger_pages_get_fewer_budget_tokens() -> None:
+    """The page budget stays near 6,400 records at 16 slots: 4 a slot at 100, 2 at 1,000."""
+    assert page_budget(16, 15) == 64
+    assert page_budget(16, 100) == 64
+    assert page_budget(16, 200) == 32
+    assert page_budget(16, 1000) == 32
+    assert page_budget(1, 1000) == 2

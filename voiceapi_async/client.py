@@ -60,12 +60,21 @@ class ClientStats:
 
 
 PAGE_BUDGET_PER_SLOT = 4
-"""Pages per request slot a stream may hold between fetch and hand-off.
+"""Pages per request slot a stream may hold between fetch and hand-off, at 100 a page.
 
 The stream's gate has this many tokens per slot, and the window being delivered
 (which passes the gate without tokens) may run as far ahead of its consumer: room
-for one slow page while every other slot keeps fetching.
+for one slow page while every other slot keeps fetching. Larger pages get fewer
+tokens, down to 2 a slot, so that the budget stays near the same number of records.
 """
+
+
+def page_budget(max_in_flight: int, page_size: int) -> int:
+    """The pages a stream may hold between fetch and hand-off, for pages of ``page_size``."""
+    records = PAGE_BUDGET_PER_SLOT * max_in_flight * 100
+    return min(
+        PAGE_BUDGET_PER_SLOT * max_in_flight, max(2 * max_in_flight, -(-records // page_size))
+    )
 
 
 class VoiceClient:
@@ -329,10 +338,11 @@ class VoiceClient:
             max_days=config.max_days,
             setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
         )
-        budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
+        page_size = self._applied or self._ask
+        budget = page_budget(config.max_in_flight, page_size)
         field = _FILTERED_BY[report]
         zone = self._converter.timezone
-        sizing = Sizing(self._applied or self._ask, split_pages=config.split_pages)
+        sizing = Sizing(page_size, split_pages=config.split_pages)
         reader = WindowReader(
             fetch=self._fetch,
             lookahead=budget,
