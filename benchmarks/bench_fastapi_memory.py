@@ -1,12 +1,6 @@
 """FastAPI benchmark: the example app's memory while it streams longer and longer ranges.
 
-``examples/fastapi_app.py`` runs under uvicorn against the simulator (5,000 calls a
-day) and streams ``GET /calls`` for 2, 10, 40 and 120 days (about 10k to 600k
-records) on disjoint days; its RSS is sampled every 50 ms during each request and
-its ``VmHWM`` read after.
-
-Target: peak RSS for the largest range ≤ 1.2x that for the reference range, the
-shortest that reads ``max_windows`` days at once (memory does not grow with length).
+Method, columns and target: benchmarks/README.md, section "fastapi_memory".
 """
 
 from __future__ import annotations
@@ -148,86 +142,59 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" + "s" * (count != 1)
-
-
-def report(
-    lengths: tuple[int, ...], baselines: dict[str, int], runs: list[RangeRun], config: ClientConfig
-) -> str:
-    windows, largest, smallest = config.max_windows, runs[-1], runs[0]
-    reference = next((run for run in runs if run.days >= windows), smallest)
-    which = f"the shortest reading {windows} days at once"
-    if reference.days < windows:
-        which = f"the shortest (no range here reads {windows} days at once)"
-    ratio, verdict = (
-        largest.peak / reference.peak,
-        harness.met(largest.peak <= TARGET_RATIO * reference.peak),
-    )
+def report(baselines: dict[str, int], runs: list[RangeRun], windows: int) -> list[str]:
+    largest = runs[-1]
+    reference = next((run for run in runs if run.days >= windows), runs[0])
+    ratio = largest.peak / reference.peak
     rows = [
-        f"{plural(run.days, 'day')} ({run.first}..{run.last}) | {min(run.days, windows)} "
+        f"{run.days} days ({run.first}..{run.last}) | {min(run.days, windows)} "
         f"| {run.records:,} | {run.bytes / 2**20:.1f} | {run.seconds:.1f} "
         f"| {run.records / run.seconds:,.0f} | {mib(run.samples[0])} | {mib(run.peak)} "
         f"| {(run.peak - baselines['warm']) / 1024:+.1f} MiB | {mib(run.samples[-1])} "
         f"| {mib(run.hwm)} | {run.peak / reference.peak:.2f}x"
         for run in runs
     ]
-    lines = [
-        "# FastAPI example app: memory while streaming long ranges",
-        "",
-        *harness.environment(
-            ("fastapi", "starlette", "uvicorn", "aiohttp", "orjson", "cattrs"),
-            sharing="simulator, app and client",
+    header = (
+        "range | days read at once | records | MiB streamed | seconds | records/s | RSS before "
+        "| peak RSS (sampled) | peak over warm baseline | RSS after | VmHWM after "
+        "| peak / reference's"
+    )
+    return [
+        harness.table(header, rows),
+        f"- App RSS once listening: {mib(baselines['startup'])}; after the warm-up day "
+        f"({baselines['warm records']:,} records, the baseline): {mib(baselines['warm'])}; "
+        f"at the end, idle: {mib(baselines['final'])}\n"
+        f"- Samples per range: {', '.join(str(len(run.samples)) for run in runs)}",
+        harness.verdict(
+            f"Peak RSS streaming {largest.records:,} records ({largest.days} days) is "
+            f"**{ratio:.2f}x** that for {reference.records:,} ({reference.days} days, the "
+            f"reference{'' if reference.days >= windows else ': none reads all days at once'}): "
+            f"{mib(largest.peak)} vs {mib(reference.peak)}; target ≤ {TARGET_RATIO}x",
+            ratio <= TARGET_RATIO,
         ),
-        f"- Simulator: its own process, {CALLS_PER_DAY:,} calls a day (±20% a day), pages of at "
-        f"most {PER_PAGE}, no rate limit, no faults; every day used generated before measuring",
-        "- App: `examples/fastapi_app.py` under uvicorn in its own process "
-        f"(`VOICEAPI_PER_PAGE={PER_PAGE}`, `VOICEAPI_RATE_LIMIT=0`; in effect: {config.per_page} a "
-        f"page, {config.max_in_flight} requests in flight, {windows} days read at once), warmed "
-        "by streaming one day first",
-        f"- Method: `GET /calls?from=..&to=..` for ranges of {', '.join(map(str, lengths))} days "
-        "on disjoint days, one after the other, read by an aiohttp client in 64 KiB chunks that "
-        "only counts lines and bytes (each range's count checked against the ground truth); the "
-        f"app's `VmRSS` sampled every {SAMPLE_SECONDS * 1000:g} ms during each request, its "
-        "`VmHWM` read after each",
-        f"- Target: peak RSS for the largest range ≤ {TARGET_RATIO}x that for the reference "
-        f"range, {which} (flat): {verdict} ({ratio:.2f}x)",
-        "",
-        harness.table(
-            "range | days read at once | records | MiB streamed | seconds | records/s | RSS before "
-            "| peak RSS (sampled) | peak over warm baseline | RSS after | VmHWM after "
-            "| peak / reference's",
-            rows,
-        ),
-        "",
-        f"- App RSS once listening, before any request: {mib(baselines['startup'])}",
-        f"- App RSS after the warm-up day ({baselines['warm records']:,} records): "
-        f"{mib(baselines['warm'])} (the baseline)",
-        f"- App RSS at the end, idle: {mib(baselines['final'])}",
-        f"- Samples per range: {', '.join(str(len(run.samples)) for run in runs)} "
-        f"(every {SAMPLE_SECONDS * 1000:g} ms)",
-        "",
-        f"Peak RSS streaming {largest.records:,} records ({plural(largest.days, 'day')}) is "
-        f"**{ratio:.2f}x** that for {reference.records:,} ({plural(reference.days, 'day')}, "
-        f"the reference): {mib(largest.peak)} vs {mib(reference.peak)}; target ≤ "
-        f"{TARGET_RATIO}x: {verdict}.",
     ]
-    if smallest is not reference:
-        lines += [
-            "",
-            f"The shortest range ({plural(smallest.days, 'day')}) reads only "
-            f"{min(smallest.days, windows)} days at once and peaks at {mib(smallest.peak)} "
-            f"({largest.peak / smallest.peak:.2f}x below the largest): the ramp up to the "
-            "stream's page bound, which does not depend on the range's length.",
-        ]
-    return "\n".join(lines)
 
 
 def main() -> int:
-    args = harness.arguments(__doc__).parse_args()
+    args = harness.arguments(__doc__, rounds=1)
     lengths = QUICK if args.quick else FULL
     baselines, runs, config = measure(lengths)
-    harness.publish("fastapi_memory", report(lengths, baselines, runs, config), quick=args.quick)
+    facts = [
+        f"- Simulator: seed {SEED}, {CALLS_PER_DAY:,} calls a day, pages of {PER_PAGE}",
+        f"- App in effect: {config.per_page} a page, {config.max_in_flight} requests in flight, "
+        f"{config.max_windows} days read at once",
+        f"- Ranges: {', '.join(map(str, lengths))} days; RSS sampled every "
+        f"{SAMPLE_SECONDS * 1000:g} ms",
+    ]
+    harness.publish(
+        "fastapi_memory",
+        "FastAPI example app: memory while streaming long ranges",
+        facts,
+        report(baselines, runs, config.max_windows),
+        packages=("fastapi", "starlette", "uvicorn", "aiohttp", "orjson", "cattrs"),
+        sharing="simulator, app and client",
+        quick=args.quick,
+    )
     return 0
 
 
