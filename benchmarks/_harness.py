@@ -9,6 +9,7 @@ and ends with :func:`publish`: :func:`table` and one :func:`verdict` per target.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -216,8 +217,7 @@ def mean_latency(latency_ms: float) -> float:
 def run_child(script: str, *args: object) -> dict[str, Any]:
     """Run ``script --child args`` in a fresh interpreter; return the JSON object it printed.
 
-    The child (the script's ``main`` seeing ``arguments(...).child``) ends with
-    :func:`child_result`.
+    The script's ``main``, seeing ``arguments(...).child``, calls :func:`child_result`.
     """
     command = [sys.executable, script, "--child", *map(str, args)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -225,9 +225,14 @@ def run_child(script: str, *args: object) -> dict[str, Any]:
     return result
 
 
-def child_result(**fields: object) -> None:
-    """Print ``fields`` and this process's peak RSS (``peak_kib``) for :func:`run_child`."""
-    print(json.dumps({**fields, "peak_kib": memory_kib("VmHWM")}))
+def child_result(work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+    """In a :func:`run_child` process: run ``work`` and print what it returned.
+
+    Adds the seconds it took and this process's peak RSS (``peak_kib``).
+    """
+    started = time.perf_counter()
+    result = {**asyncio.run(work), "seconds": time.perf_counter() - started}
+    print(json.dumps({**result, "peak_kib": memory_kib("VmHWM")}))
 
 
 def dataset(*, seed: int, calls_per_day: int) -> Dataset:
@@ -259,13 +264,10 @@ def ids_between(data: Dataset, first: dt.date, last: dt.date, report: str = "cal
 
 
 def check(label: str, truth: set[str], records: int, ids: set[str] | None = None) -> None:
-    """Stop the script (exit 1) unless a run got exactly ``truth``, once each.
+    """Stop the script (exit 1) unless the run ``label`` got exactly ``truth``, once each.
 
-    Args:
-        label: who ran.
-        truth: the ids the range holds.
-        records: how many records the run got.
-        ids: the distinct ids it got; None where only their number is checked.
+    ``records`` is how many records it got; ``ids``, the distinct ids it got, or None
+    where only their number is checked.
     """
     if records == len(truth) and (ids is None or ids == truth):
         return
@@ -346,8 +348,7 @@ def verdict(text: str, ok: bool) -> str:
 
 
 def publish(
-    name: str,
-    title: str,
+    doc: str | None,
     facts: Sequence[str],
     sections: Sequence[str],
     *,
@@ -355,14 +356,18 @@ def publish(
     sharing: str = "",
     quick: bool,
 ) -> None:
-    """Print a report; unless ``quick``, also write it to ``benchmarks/results/<name>.md``.
+    """Print the script's report; unless ``quick``, also write ``benchmarks/results/<name>.md``.
 
-    The report: ``title``; the date, Python with the versions of ``packages``, the
-    machine and its load (``sharing``: what shares its cores); ``facts`` (the run's
-    parameters, ``"- ..."`` lines); a link to README.md's section ``name``; ``sections``.
+    ``name`` is the script's (``bench_<name>.py``), and its section in README.md; the
+    title is ``doc``'s first line. Then the date, Python with the versions of
+    ``packages``, the machine and its load (``sharing``: what shares its cores during
+    the run), ``facts`` (the run's parameters, ``"- ..."`` lines), a link to the
+    README's section, and ``sections`` (tables and verdicts).
     """
+    name = Path(sys.argv[0]).stem.removeprefix("bench_")
     method = f"- Method, columns and targets: [benchmarks/README.md](../README.md#{name})"
-    head = [f"# {title}", "", *_environment(packages, sharing), *facts, method]
+    head = [f"# {(doc or name).splitlines()[0].rstrip('.')}", ""]
+    head += [*_environment(packages, sharing), *facts, method]
     report = "\n\n".join(["\n".join(head), *sections])
     print(report)
     if not quick:

@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,24 +29,16 @@ DAY = dt.date(2024, 3, 5)
 MIB = 1024 * 1024
 LATENCY_MS = 50.0
 FILE_BYTES = 1 * MIB
-BANDWIDTH = 1 * MIB
-"""Bytes a second per connection (the simulator's ``storage_bandwidth``)."""
-CHUNK = 256 * 1024
-"""The plain contenders' read size: the client's own."""
-TARGET_OF_IDEAL = 0.90
-TARGET_MEMORY_SPREAD = 0.10
+BANDWIDTH = 1 * MIB  # bytes a second per connection (the simulator's storage_bandwidth)
+CHUNK = 256 * 1024  # the plain contenders' read size: the client's own
+TARGET_OF_IDEAL, TARGET_MEMORY_SPREAD = 0.90, 0.10
 DEFAULTS = ClientConfig(base_url="http://localhost/", token="x")
 SLOTS = DEFAULTS.audio_max_in_flight
 DEFAULT_LABEL = f"voiceapi_async `download_audios`, defaults ({SLOTS} in flight)"
 SEQUENTIAL = "sequential: plain aiohttp, one file at a time"
-
-
-FULL = (24, (1 * MIB, 10 * MIB, 50 * MIB))
-QUICK = (16, (1 * MIB, 8 * MIB))
+FULL, QUICK = (24, (1 * MIB, 10 * MIB, 50 * MIB)), (16, (1 * MIB, 8 * MIB))
 """The files downloaded for throughput, and the file sizes for memory."""
-
-Truth = dict[str, tuple[int, str]]
-"""Each file's name, size and SHA-256 as the simulator serves it."""
+Truth = dict[str, tuple[int, str]]  # each file's name: its size and SHA-256
 
 
 async def storage_recordings(base_url: str, count: int) -> list[Recording]:
@@ -152,34 +143,21 @@ CONTENDERS = [
 ]
 
 
-@dataclass(frozen=True)
-class Run:
-    """One run of one contender (or, field by field, its rounds' median); CPU per second."""
-
-    seconds: float
-    bytes_per_second: float
-    client_cpu: float
-    simulator_cpu: float
-
-
-def timed_run(entry: Entry, job: Job, sim: harness.Server) -> Run:
+def timed_run(entry: Entry, job: Job, sim: harness.Server) -> harness.Usage:
     """Run one contender once into a fresh directory; check every file against the truth."""
     with tempfile.TemporaryDirectory(prefix="bench-audio-") as scratch:
         job = dataclasses.replace(job, directory=Path(scratch))
         _, used = harness.timed(lambda: asyncio.run(entry.run(job)), sim)
         check_files(entry.label, job.directory, job.expected)
-    rate = sum(size for size, _ in job.expected.values()) / used.seconds
-    return Run(used.seconds, rate, used.cpu / used.seconds, used.server_cpu / used.seconds)
+    return used
 
 
-def measure_throughput(files: int, rounds: int) -> dict[str, Run]:
+def measure_throughput(files: int, rounds: int) -> dict[str, harness.Usage]:
     """Run the contenders in interleaved rounds; return each one's medians by label."""
-    options = {
-        "storage_latency_ms": LATENCY_MS,
-        "storage_bandwidth": BANDWIDTH,
-        "audio_size": FILE_BYTES,
-    }
-    with harness.simulator(seed=SEED, calls_per_day=CALLS_PER_DAY, **options) as sim:
+    options = {"storage_latency_ms": LATENCY_MS, "storage_bandwidth": BANDWIDTH}
+    with harness.simulator(
+        seed=SEED, calls_per_day=CALLS_PER_DAY, audio_size=FILE_BYTES, **options
+    ) as sim:
         recordings = asyncio.run(storage_recordings(sim.base_url, files))
         job = Job(sim.base_url, recordings, truth(recordings, FILE_BYTES), Path())
         harness.log(f"simulator at {sim.base_url}; {files} files; a warm-up run")
@@ -188,7 +166,7 @@ def measure_throughput(files: int, rounds: int) -> dict[str, Run]:
             CONTENDERS,
             rounds,
             lambda entry: timed_run(entry, job, sim),
-            lambda run: f"{run.seconds:.2f} s, {run.bytes_per_second / MIB:.2f} MiB/s",
+            lambda run: f"{run.seconds:.2f} s, {files * FILE_BYTES / run.seconds / MIB:.2f} MiB/s",
         )
     return harness.medians(runs)
 
@@ -203,22 +181,13 @@ def ideal_rate(limit: int) -> float:
     return limit * FILE_BYTES / seconds_per_file()
 
 
-def memory_child(base_url: str, count: str, directory: str) -> None:
-    """In a fresh process: download ``count`` files at the defaults; report to the parent."""
-
-    async def download() -> tuple[int, list[str]]:
-        recordings = await storage_recordings(base_url, int(count))
-        statuses = []
-        async with VoiceClient(base_url=base_url, **harness.CLIENT) as client:
-            before = harness.memory_kib("VmHWM")
-            async for result in client.download_audios(recordings, directory):
-                statuses.append(str(result.status))
-        return before, statuses
-
-    started = time.perf_counter()
-    before, statuses = asyncio.run(download())
-    seconds = time.perf_counter() - started
-    harness.child_result(statuses=statuses, seconds=seconds, before_kib=before)
+async def memory_child(base_url: str, count: str, directory: str) -> dict[str, Any]:
+    """In a fresh process: download ``count`` files at the defaults."""
+    recordings = await storage_recordings(base_url, int(count))
+    async with VoiceClient(base_url=base_url, **harness.CLIENT) as client:
+        before = harness.memory_kib("VmHWM")
+        results = [result async for result in client.download_audios(recordings, directory)]
+    return {"statuses": [str(result.status) for result in results], "before_kib": before}
 
 
 def measure_memory(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -240,23 +209,24 @@ def measure_memory(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     return results
 
 
-def throughput_table(runs: dict[str, Run], files: int) -> str:
-    baseline = runs[SEQUENTIAL].bytes_per_second
+def throughput_table(runs: dict[str, harness.Usage], files: int) -> str:
+    total = files * FILE_BYTES
+    baseline = total / runs[SEQUENTIAL].seconds
     rows = []
     for entry in CONTENDERS:
         run, ideal = runs[entry.label], ideal_rate(entry.limit)
-        rate = run.bytes_per_second
+        rate = total / run.seconds
         rows.append(
             f"{entry.label} | {entry.limit} | {run.seconds:.2f} | {rate / MIB:.2f} "
             f"| {rate / FILE_BYTES:.2f} | {rate / ideal:.2f}x "
             f"| {rate / (entry.limit * BANDWIDTH):.2f}x | {rate / baseline:.1f}x "
-            f"| {run.client_cpu:.0%} | {run.simulator_cpu:.0%}"
+            f"| {run.cpu / run.seconds:.0%} | {run.server_cpu / run.seconds:.0%}"
         )
     for limit in (SLOTS, 1):
         rate = ideal_rate(limit)
         rows.append(
             f"ideal at {limit} in flight ({limit} x {FILE_BYTES / MIB:g} MiB / "
-            f"{seconds_per_file() * 1e3:,.1f} ms) | {limit} | {files * FILE_BYTES / rate:.2f} "
+            f"{seconds_per_file() * 1e3:,.1f} ms) | {limit} | {total / rate:.2f} "
             f"| {rate / MIB:.2f} | {rate / FILE_BYTES:.2f} | 1.00x "
             f"| {rate / (limit * BANDWIDTH):.2f}x | {rate / baseline:.1f}x | |"
         )
@@ -282,10 +252,9 @@ def memory_table(results: list[dict[str, Any]]) -> str:
     )
 
 
-def verdicts(runs: dict[str, Run], memory: list[dict[str, Any]]) -> str:
-    run, ideal = runs[DEFAULT_LABEL], ideal_rate(SLOTS)
-    of_ideal, rate = run.bytes_per_second / ideal, run.bytes_per_second
-    speedup = rate / runs[SEQUENTIAL].bytes_per_second
+def verdicts(runs: dict[str, harness.Usage], files: int, memory: list[dict[str, Any]]) -> str:
+    rate, ideal = files * FILE_BYTES / runs[DEFAULT_LABEL].seconds, ideal_rate(SLOTS)
+    of_ideal, speedup = rate / ideal, runs[SEQUENTIAL].seconds / runs[DEFAULT_LABEL].seconds
     small, large = memory[0], memory[-1]
     ratio = large["peak_kib"] / small["peak_kib"]
     return "\n".join(
@@ -309,7 +278,7 @@ def verdicts(runs: dict[str, Run], memory: list[dict[str, Any]]) -> str:
 def main() -> int:
     args = harness.arguments(__doc__, rounds=3)
     if args.child:
-        memory_child(*args.child)
+        harness.child_result(memory_child(*args.child))
         return 0
     files, sizes = QUICK if args.quick else FULL
     runs = measure_throughput(files, args.rounds)
@@ -324,17 +293,10 @@ def main() -> int:
     sections = [
         "## Throughput\n\n" + throughput_table(runs, files),
         "## Memory\n\n" + memory_table(memory),
-        "## Verdict\n\n" + verdicts(runs, memory),
+        "## Verdict\n\n" + verdicts(runs, files, memory),
     ]
-    harness.publish(
-        "audio",
-        "Audio benchmark: download throughput against the ideal, and memory by file size",
-        facts,
-        sections,
-        packages=("aiohttp", "stamina"),
-        sharing="the simulator and the client",
-        quick=args.quick,
-    )
+    packages, sharing = ("aiohttp", "stamina"), "the simulator and the client"
+    harness.publish(__doc__, facts, sections, packages=packages, sharing=sharing, quick=args.quick)
     return 0
 
 

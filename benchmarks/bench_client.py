@@ -221,21 +221,14 @@ def measure_throughput(days: int, rounds: int, contenders: list[Entry]) -> dict[
     return harness.medians(runs)
 
 
-def memory_child(base_url: str, days: str) -> None:
-    """In a fresh process: stream ``days`` days, discarding each record; report to the parent."""
-
-    async def stream() -> tuple[int, int]:
-        last, count = MEMORY_FIRST_DAY + dt.timedelta(days=int(days) - 1), 0
-        async with VoiceClient(base_url=base_url, **harness.CLIENT) as client:
-            before = harness.memory_kib("VmHWM")
-            async for _call in client.calls(MEMORY_FIRST_DAY, last):
-                count += 1
-        return count, before
-
-    started = time.perf_counter()
-    records, before = asyncio.run(stream())
-    seconds = time.perf_counter() - started
-    harness.child_result(days=int(days), records=records, seconds=seconds, before_kib=before)
+async def memory_child(base_url: str, days: str) -> dict[str, Any]:
+    """In a fresh process: stream ``days`` days, discarding each record."""
+    last, count = MEMORY_FIRST_DAY + dt.timedelta(days=int(days) - 1), 0
+    async with VoiceClient(base_url=base_url, **harness.CLIENT) as client:
+        before = harness.memory_kib("VmHWM")
+        async for _call in client.calls(MEMORY_FIRST_DAY, last):
+            count += 1
+    return {"days": int(days), "records": count, "before_kib": before}
 
 
 def measure_memory(memory_days: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -346,7 +339,7 @@ def verdicts(runs: dict[str, Run], default: Entry, memory: list[dict[str, Any]])
 def main() -> int:
     args = harness.arguments(__doc__, rounds=3)
     if args.child:
-        memory_child(*args.child)
+        harness.child_result(memory_child(*args.child))
         return 0
     (days, memory_days), contenders = QUICK if args.quick else FULL, entries()
     runs = measure_throughput(days, args.rounds, contenders)
@@ -366,15 +359,9 @@ def main() -> int:
         "## Memory\n\n" + memory_table(memory),
         "## Verdict\n\n" + verdicts(runs, default, memory),
     ]
-    harness.publish(
-        "client",
-        "Client benchmark: paging throughput, CPU per page and streaming memory",
-        facts,
-        sections,
-        packages=("aiohttp", "orjson", "cattrs", "pendulum", "stamina", "aiolimiter"),
-        sharing="the simulator and the client",
-        quick=args.quick,
-    )
+    packages = ("aiohttp", "orjson", "cattrs", "pendulum", "stamina", "aiolimiter")
+    sharing = "the simulator and the client"
+    harness.publish(__doc__, facts, sections, packages=packages, sharing=sharing, quick=args.quick)
     return 0
 
 

@@ -183,8 +183,7 @@ def main() -> int:
         "iterations per contender, GC enabled",
     ]
     packages = ("cattrs", "attrs", "pendulum", "orjson", "msgspec")
-    title = "Convert benchmark: page bytes → typed `Call` records"
-    harness.publish("convert", title, facts, sections, packages=packages, quick=args.quick)
+    harness.publish(__doc__, facts, sections, packages=packages, quick=args.quick)
     return 0
 
 

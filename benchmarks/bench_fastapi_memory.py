@@ -31,7 +31,7 @@ FULL, QUICK = (2, 10, 40, 120), (1, 2, 4)
 
 @dataclass(frozen=True)
 class RangeRun:
-    """One range streamed through the app, and the app's memory meanwhile (KiB)."""
+    """One range streamed through the app; its RSS every 50 ms meanwhile and VmHWM after (KiB)."""
 
     first: dt.date
     last: dt.date
@@ -39,19 +39,12 @@ class RangeRun:
     bytes: int
     seconds: float
     samples: list[int]
-    """The app's RSS every 50 ms, from just before the request to just after it."""
     hwm: int
-    """The app's ``VmHWM`` (lifetime peak RSS) after the request."""
 
     @property
     def days(self) -> int:
         """Return the number of days in the range."""
         return (self.last - self.first).days + 1
-
-    @property
-    def peak(self) -> int:
-        """Return the largest sample."""
-        return max(self.samples)
 
 
 async def stream(url: str) -> tuple[int, int, float]:
@@ -103,21 +96,15 @@ def measure(lengths: tuple[int, ...]) -> tuple[dict[str, int], list[RangeRun], C
         spans.append((first, first + dt.timedelta(days=days - 1)))
         first += dt.timedelta(days=days)
     harness.log("counting the ground truth")
-    truth = harness.ids_by_day(
-        harness.dataset(seed=SEED, calls_per_day=CALLS_PER_DAY), WARM_UP_DAY, spans[-1][1]
-    )
+    data = harness.dataset(seed=SEED, calls_per_day=CALLS_PER_DAY)
+    truth = harness.ids_by_day(data, WARM_UP_DAY, spans[-1][1])
     with harness.simulator(seed=SEED, calls_per_day=CALLS_PER_DAY, per_page_max=PER_PAGE) as sim:
         harness.log(f"simulator at {sim.base_url}; generating {len(truth)} days")
         asyncio.run(warm_simulator(sim.base_url, list(truth)))
-        settings = {
-            "BASE_URL": sim.base_url,
-            "TOKEN": harness.TOKEN,
-            "TIMEZONE": harness.TIMEZONE,
-            "PER_PAGE": str(PER_PAGE),
-            "RATE_LIMIT": "0",
-        }
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEAPI_")}
-        env |= {f"VOICEAPI_{name}": value for name, value in settings.items()}
+        env |= {"VOICEAPI_BASE_URL": sim.base_url, "VOICEAPI_TOKEN": harness.TOKEN}
+        env |= {"VOICEAPI_TIMEZONE": harness.TIMEZONE, "VOICEAPI_PER_PAGE": str(PER_PAGE)}
+        env |= {"VOICEAPI_RATE_LIMIT": "0"}
         port = harness.free_port()
         command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
         command += f"--port {port} --log-level warning --no-access-log".split()
@@ -128,10 +115,12 @@ def measure(lengths: tuple[int, ...]) -> tuple[dict[str, int], list[RangeRun], C
             warm = stream_range(app.base_url, pid, WARM_UP_DAY, WARM_UP_DAY, truth[WARM_UP_DAY])
             baselines |= {"warm": harness.memory_kib("VmRSS", pid), "warm records": warm.records}
             for first, last in spans:
-                ids = set().union(*(truth[day] for day in truth if first <= day <= last))
+                ids = set().union(
+                    *(day_ids for day, day_ids in truth.items() if first <= day <= last)
+                )
                 harness.log(f"streaming {first}..{last} ({len(ids):,} records)")
                 runs.append(stream_range(app.base_url, pid, first, last, ids))
-                harness.log(f"  peak {runs[-1].peak / 1024:.1f} MiB, {runs[-1].seconds:.1f} s")
+                harness.log(f"  peak {mib(max(runs[-1].samples))}, {runs[-1].seconds:.1f} s")
             baselines["final"] = harness.memory_kib("VmRSS", pid)
             if "Traceback" in app.log_text():
                 harness.log(f"the app logged a traceback:\n{app.log_text()}")
@@ -143,16 +132,16 @@ def mib(kib: int) -> str:
 
 
 def report(baselines: dict[str, int], runs: list[RangeRun], windows: int) -> list[str]:
-    largest = runs[-1]
+    largest, peaks = runs[-1], [max(run.samples) for run in runs]
     reference = next((run for run in runs if run.days >= windows), runs[0])
-    ratio = largest.peak / reference.peak
+    ratio, whole = max(largest.samples) / max(reference.samples), reference.days >= windows
     rows = [
-        f"{run.days} days ({run.first}..{run.last}) | {min(run.days, windows)} "
+        f"{run.days}-day ({run.first}..{run.last}) | {min(run.days, windows)} "
         f"| {run.records:,} | {run.bytes / 2**20:.1f} | {run.seconds:.1f} "
-        f"| {run.records / run.seconds:,.0f} | {mib(run.samples[0])} | {mib(run.peak)} "
-        f"| {(run.peak - baselines['warm']) / 1024:+.1f} MiB | {mib(run.samples[-1])} "
-        f"| {mib(run.hwm)} | {run.peak / reference.peak:.2f}x"
-        for run in runs
+        f"| {run.records / run.seconds:,.0f} | {mib(run.samples[0])} | {mib(peak)} "
+        f"| {(peak - baselines['warm']) / 1024:+.1f} MiB | {mib(run.samples[-1])} "
+        f"| {mib(run.hwm)} | {peak / max(reference.samples):.2f}x"
+        for run, peak in zip(runs, peaks, strict=True)
     ]
     header = (
         "range | days read at once | records | MiB streamed | seconds | records/s | RSS before "
@@ -166,10 +155,10 @@ def report(baselines: dict[str, int], runs: list[RangeRun], windows: int) -> lis
         f"at the end, idle: {mib(baselines['final'])}\n"
         f"- Samples per range: {', '.join(str(len(run.samples)) for run in runs)}",
         harness.verdict(
-            f"Peak RSS streaming {largest.records:,} records ({largest.days} days) is "
-            f"**{ratio:.2f}x** that for {reference.records:,} ({reference.days} days, the "
-            f"reference{'' if reference.days >= windows else ': none reads all days at once'}): "
-            f"{mib(largest.peak)} vs {mib(reference.peak)}; target ≤ {TARGET_RATIO}x",
+            f"Peak RSS streaming {largest.records:,} records ({largest.days}-day range) is "
+            f"**{ratio:.2f}x** that for {reference.records:,} ({reference.days}-day, the "
+            f"reference{'' if whole else ', though it reads fewer days at once'}): "
+            f"{mib(peaks[-1])} vs {mib(max(reference.samples))}; target ≤ {TARGET_RATIO}x",
             ratio <= TARGET_RATIO,
         ),
     ]
@@ -186,15 +175,9 @@ def main() -> int:
         f"- Ranges: {', '.join(map(str, lengths))} days; RSS sampled every "
         f"{SAMPLE_SECONDS * 1000:g} ms",
     ]
-    harness.publish(
-        "fastapi_memory",
-        "FastAPI example app: memory while streaming long ranges",
-        facts,
-        report(baselines, runs, config.max_windows),
-        packages=("fastapi", "starlette", "uvicorn", "aiohttp", "orjson", "cattrs"),
-        sharing="simulator, app and client",
-        quick=args.quick,
-    )
+    sections, sharing = report(baselines, runs, config.max_windows), "simulator, app and client"
+    packages = ("fastapi", "starlette", "uvicorn", "aiohttp", "orjson", "cattrs")
+    harness.publish(__doc__, facts, sections, packages=packages, sharing=sharing, quick=args.quick)
     return 0
 
 

@@ -177,11 +177,8 @@ def main() -> int:
         f"from {FIRST_DAY}; {CONCURRENCY} requests in flight",
         f"- Timing: median of {args.rounds} interleaved round(s) of {seconds:g} s per server",
     ]
-    title = "Simulator benchmark: pages a second served"
     packages = ("aiohttp", "orjson", "attrs", "pendulum")
-    harness.publish(
-        "simulator", title, facts, report(rows, runs), packages=packages, quick=args.quick
-    )
+    harness.publish(__doc__, facts, report(rows, runs), packages=packages, quick=args.quick)
     return 0
 
 
