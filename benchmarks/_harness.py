@@ -53,7 +53,7 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def arguments(doc: str | None, *, rounds: int, quick_rounds: int = 1) -> argparse.Namespace:
+def arguments(doc: str | None, *, rounds: int = 1, quick_rounds: int = 1) -> argparse.Namespace:
     """Parse the flags every script has; ``doc``'s first line describes the script.
 
     ``--quick``: a small smoke run that only prints; ``--rounds N`` (default ``rounds``,
@@ -86,10 +86,6 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def _die_with_parent() -> None:  # runs in the child: the kernel SIGTERMs it if we die
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-
-
 @contextlib.contextmanager
 def server(
     command: list[str], *, port: int | None = None, env: dict[str, str] | None = None
@@ -111,7 +107,7 @@ def server(
                 env=env,
                 text=True,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop it
-                preexec_fn=_die_with_parent,
+                preexec_fn=lambda: ctypes.CDLL(None).prctl(1, signal.SIGTERM),  # dies with us
             )
         try:
             yield Server(process, _wait_ready(process, out, err, port), err)
@@ -249,18 +245,8 @@ def ids_by_day(
         day: data.ids_between(
             report, dt.datetime.combine(day, dt.time.min), dt.datetime.combine(day, end)
         )
-        for day in days(first, (last - first).days + 1)
+        for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
     }
-
-
-def days(first: dt.date, count: int) -> list[dt.date]:
-    """Return ``count`` consecutive days from ``first``."""
-    return [first + dt.timedelta(days=n) for n in range(count)]
-
-
-def ids_between(data: Dataset, first: dt.date, last: dt.date, report: str = "calls") -> set[str]:
-    """Return the ids the simulator serves for the whole days from ``first`` to ``last``."""
-    return set().union(*ids_by_day(data, first, last, report).values())
 
 
 def check(label: str, truth: set[str], records: int, ids: set[str] | None = None) -> None:
@@ -324,18 +310,6 @@ def medians(runs: dict[str, list[D]]) -> dict[str, D]:
     }
 
 
-def _environment(packages: Sequence[str], sharing: str) -> list[str]:
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in packages)
-    load = " / ".join(f"{value:.2f}" for value in LOAD_AT_START)
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
-        f"- Machine: {machine}; load average {load} at the start"
-        + (f" ({sharing} share these cores)" if sharing else ""),
-    ]
-
-
 def table(header: str, rows: Iterable[str], *, left: int = 1) -> str:
     """Return a Markdown table of ``" | "``-separated cells; ``left`` columns align left."""
     align = "|".join(["---"] * left + ["---:"] * (header.count(" | ") + 1 - left))
@@ -356,18 +330,27 @@ def publish(
     sharing: str = "",
     quick: bool,
 ) -> None:
-    """Print the script's report; unless ``quick``, also write ``benchmarks/results/<name>.md``.
+    """Print the report; unless ``quick``, also write it to ``benchmarks/results/<name>.md``.
 
-    ``name`` is the script's (``bench_<name>.py``), and its section in README.md; the
-    title is ``doc``'s first line. Then the date, Python with the versions of
-    ``packages``, the machine and its load (``sharing``: what shares its cores during
-    the run), ``facts`` (the run's parameters, ``"- ..."`` lines), a link to the
-    README's section, and ``sections`` (tables and verdicts).
+    ``name`` comes from the script's file, ``bench_<name>.py``, and is also its section's
+    anchor in README.md. The report: ``doc``'s first line as its title; the date, Python
+    with the versions of ``packages``, the machine and its load (``sharing``: what else
+    runs on its cores); ``facts`` (``"- ..."`` lines: the run's parameters); a link to the
+    README's section; then ``sections`` (tables and verdicts).
     """
     name = Path(sys.argv[0]).stem.removeprefix("bench_")
-    method = f"- Method, columns and targets: [benchmarks/README.md](../README.md#{name})"
-    head = [f"# {(doc or name).splitlines()[0].rstrip('.')}", ""]
-    head += [*_environment(packages, sharing), *facts, method]
+    versions = ", ".join(f"{package} {metadata.version(package)}" for package in packages)
+    load = " / ".join(f"{value:.2f}" for value in LOAD_AT_START)
+    head = [
+        f"# {(doc or name).splitlines()[0].rstrip('.')}",
+        "",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
+        f"- Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores; load "
+        f"average {load} at the start" + (f" ({sharing} share these cores)" if sharing else ""),
+        *facts,
+        f"- Method, columns and targets: [benchmarks/README.md](../README.md#{name})",
+    ]
     report = "\n\n".join(["\n".join(head), *sections])
     print(report)
     if not quick:

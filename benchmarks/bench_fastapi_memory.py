@@ -165,7 +165,7 @@ def report(baselines: dict[str, int], runs: list[RangeRun], windows: int) -> lis
 
 
 def main() -> int:
-    args = harness.arguments(__doc__, rounds=1)
+    args = harness.arguments(__doc__)
     lengths = QUICK if args.quick else FULL
     baselines, runs, config = measure(lengths)
     facts = [
