@@ -379,7 +379,7 @@ async def test_a_failure_after_the_response_started_ends_with_an_error_line_and_
             VOICEAPI_BASE_URL=upstream,
             VOICEAPI_MAX_ATTEMPTS="1",
             VOICEAPI_MAX_WINDOWS="1",
-            VOICEAPI_PER_PAGE="100",
+            VOICEAPI_PER_PAGE="10",  # small pages: a day a request, so days 1-3 come first
         )
         try:
             head, body, complete = await raw_get(served.url, path)

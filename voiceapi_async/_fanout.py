@@ -68,11 +68,13 @@ async def run_windows(
         async with asyncio.TaskGroup() as group, _spans(windows) as spans:
             rank = 0
             async for span in spans:
-                await slots.acquire()
-                group.create_task(_release_after(slots, read, span, emit, gate.admission(rank)))
+                weight = await _take(slots, span, max_windows)
+                group.create_task(
+                    _release_after(slots, weight, read, span, emit, gate.admission(rank))
+                )
                 rank += 1
         return
-    queues: asyncio.Queue[tuple[int, asyncio.Queue[Any]] | None] = asyncio.Queue()
+    queues: asyncio.Queue[tuple[int, asyncio.Queue[Any], int] | None] = asyncio.Queue()
 
     async def produce(span: Window | Span, rank: int, queue: asyncio.Queue[Any]) -> None:
         await read(span, queue.put, gate.admission(rank))
@@ -82,20 +84,21 @@ async def run_windows(
         rank = 0
         async with _spans(windows) as spans:
             async for span in spans:
-                await slots.acquire()
+                weight = await _take(slots, span, max_windows)
                 queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
-                queues.put_nowait((rank, queue))
+                queues.put_nowait((rank, queue, weight))
                 group.create_task(produce(span, rank, queue))
                 rank += 1
         queues.put_nowait(None)
 
     async def merge() -> None:
         while (head := await queues.get()) is not None:
-            rank, queue = head
+            rank, queue, weight = head
             gate.advance(rank)
             while (page := await queue.get()) is not _WINDOW_DONE:
                 await emit(page)
-            slots.release()
+            for _ in range(weight):
+                slots.release()
 
     async with asyncio.TaskGroup() as group:
         group.create_task(launch(group))
@@ -125,8 +128,21 @@ async def _spans(
         yield spans
 
 
+async def _take(slots: asyncio.Semaphore, span: Window | Span, most: int) -> int:
+    """Take the slots a window or span weighs (at most ``most``); return how many.
+
+    Only the launcher takes slots, one at a time, so a heavy span waits for earlier
+    ones to finish and never starves them.
+    """
+    weight = min(span.weight, most) if isinstance(span, Span) else 1
+    for _ in range(weight):
+        await slots.acquire()
+    return weight
+
+
 async def _release_after(
     slots: asyncio.Semaphore,
+    weight: int,
     read: ReadWindow,
     window: Window | Span,
     emit: Callable[[Any], Awaitable[None]],
@@ -137,4 +153,5 @@ async def _release_after(
     try:
         await read(window, emit, admission)
     finally:
-        slots.release()
+        for _ in range(weight):
+            slots.release()

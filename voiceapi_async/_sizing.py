@@ -29,13 +29,15 @@ from voiceapi_async._windows import split_window
 
 SPAN_PAGES = 8
 """Pages a multi-day span is sized to hold (its last page is the only partial one)."""
-MAX_SPAN_RECORDS = 4_000
+MAX_SPAN_RECORDS = 8_000
 """Records a multi-day span is sized to hold at most: its rows wait in memory until
 its last page is in, since the server returns a range's records in no order."""
 SPAN_LIMIT = 2
 """A multi-day span is read only when it holds at most this many times its target."""
 MAX_SPAN_DAYS = 366
 """Days one span covers at most."""
+PAGES_A_SLOT = 2
+"""Pages of a multi-day span that count as one window read at once (see :attr:`Span.weight`)."""
 MAX_PARTS = 16
 """Most parts one split makes; a part that still holds too many pages is split again."""
 
@@ -53,13 +55,19 @@ class Span:
     days: tuple[Window, ...]
     parts: int = 0
     probe: bool = False
+    weight: int = 1
+    """The stream's window slots the span takes: a multi-day span's rows wait in
+    memory until its last page is in, so one that should fill many pages counts as
+    several windows read at once."""
 
     @classmethod
-    def of(cls, days: Iterable[Window], *, parts: int = 0, probe: bool = False) -> Span:
+    def of(
+        cls, days: Iterable[Window], *, parts: int = 0, probe: bool = False, weight: int = 1
+    ) -> Span:
         """Return the span over consecutive ``days``."""
         days = tuple(days)
         window = Window(days[0].report, days[0].start, days[-1].end)
-        return cls(window, days, parts, probe)
+        return cls(window, days, parts, probe, weight)
 
     def pieces(self) -> list[Window]:
         """The windows to read: the span itself, or a single day's planned parts."""
@@ -126,7 +134,7 @@ class Sizing:
             taken.append(days.popleft())
         if len(taken) == 1:
             return Span.of(taken, parts=self.parts_for(expected))
-        return Span.of(taken)
+        return Span.of(taken, weight=max(1, math.ceil(expected / self.page_size / PAGES_A_SLOT)))
 
     def parts_for(self, expected: float) -> int:
         """The parts a single day of ``expected`` records is read in (0: whole)."""
@@ -155,7 +163,7 @@ class Sizing:
         if not ahead:
             return
         self._probe = asyncio.get_running_loop().create_future()
-        yield Span.of(ahead, probe=True)
+        yield Span.of(ahead, probe=True, weight=SPAN_PAGES * SPAN_LIMIT // PAGES_A_SLOT)
         if await self._probe is Outcome.READ:
             ahead.clear()
         while True:
