@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_client.py
 	$(BIN)/python benchmarks/bench_audio.py
+	$(BIN)/python benchmarks/bench_quota.py
 	$(BIN)/python benchmarks/bench_fastapi_memory.py
 
 ## mutation: mutation-test the redaction and protocol modules (slow; not part of `make test`)

@@ -117,6 +117,9 @@ def test_backfill_command_exports_the_ground_truth(
     result = voiceapi(*backfill_args(tmp_path, fmt), env=settings(sim))
     assert result.returncode == 0, result.stderr
     assert "backfill summary" in result.stdout
+    requests = len(sim.observed.report_requests())
+    assert f"requests: {requests:,} (" in result.stdout
+    assert "per 1,000 records); page size: " in result.stdout
     for report in ("calls", "recordings"):
         ids = exported_ids(tmp_path, report, fmt)
         assert len(ids) == len(set(ids))

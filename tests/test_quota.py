@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from voiceapi_async import RetryPolicy, VoiceClient
-from voiceapi_async.backfill import Backfill, Manifest, plan
+from voiceapi_async.backfill import Backfill, Manifest, WindowState, plan
 from voiceapi_async.client import page_budget
 from voiceapi_async.export import get_format
 from voiceapi_async.testing import VoiceSimulator, run_simulator
@@ -180,3 +184,63 @@ def test_larger_pages_get_fewer_budget_tokens() -> None:
     assert page_budget(16, 200) == 32
     assert page_budget(16, 1000) == 32
     assert page_budget(1, 1000) == 2
+
+
+@contextlib.asynccontextmanager
+async def failing_on(sim: VoiceSimulator, bad: dt.date) -> AsyncIterator[str]:
+    """Yield the API root of a proxy to ``sim`` that answers 500 for any range covering ``bad``."""
+    async with aiohttp.ClientSession() as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            first, _, last = request.query["datetime[end_at]"].partition(" - ")
+            days = [dt.datetime.strptime(text[:12], "%b %d, %Y").date() for text in (first, last)]
+            if days[0] <= bad <= days[1]:
+                return web.json_response({"message": "Server Error"}, status=500)
+            async with session.get(
+                sim.base_url + request.match_info["tail"],
+                params=request.query,
+                headers={"Authorization": request.headers["Authorization"]},
+            ) as upstream:
+                return web.Response(
+                    body=await upstream.read(),
+                    status=upstream.status,
+                    content_type="application/json",
+                )
+
+        proxy = web.Application()
+        proxy.router.add_get("/api/v2/{tail:.*}", forward)
+        runner = web.AppRunner(proxy)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            yield f"http://{host}:{port}/api/v2/"
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_day_that_fails_inside_a_multi_day_request_fails_alone(tmp_path: Path) -> None:
+    """The stretch's request fails; its days are read one by one and only the bad one fails."""
+    async with (
+        run_simulator(token=TOKEN, calls_per_day=8) as sim,
+        failing_on(sim, dt.date(2024, 3, 4)) as upstream,
+    ):
+        windows = plan("calls", "2024-03-01", "2024-03-06", TZ, now=NOW)
+        async with VoiceClient(
+            base_url=upstream,
+            token=TOKEN,
+            timezone=TZ,
+            rate_limit=0,
+            retry=RetryPolicy(attempts=1),
+        ) as client:
+            backfill = Backfill(
+                client, Manifest(tmp_path / "m.sqlite"), get_format("csv"), tmp_path / "out"
+            )
+            summary = await backfill.run(windows)
+    assert summary.written == 5
+    assert [key for key, _ in summary.failed] == ["calls/2024-03-04"]
+    states = {entry.key: entry.state for entry in backfill.manifest.entries()}
+    assert states.pop("calls/2024-03-04") is WindowState.FAILED
+    assert set(states.values()) == {WindowState.DONE}

@@ -21,7 +21,7 @@ from collections.abc import (
     Callable,
     Iterable,
 )
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from voiceapi_async._gate import Admission, PageGate
 from voiceapi_async._models import Window
@@ -31,11 +31,15 @@ PAGES_PER_WINDOW_BUFFER = 2
 """Pages a window may have ready before the consumer takes them (order mode)."""
 
 
-class ReadWindow(Protocol):
-    """Read one window, emitting its pages through the callback."""
+W = TypeVar("W", bound=Window | Span)
+W_contra = TypeVar("W_contra", bound=Window | Span, contravariant=True)
+
+
+class ReadWindow(Protocol[W_contra]):
+    """Read one window (or span), emitting its pages through the callback."""
 
     def __call__(
-        self, span: Window | Span, emit: Callable[[Any], Awaitable[None]], admission: Admission
+        self, span: W_contra, emit: Callable[[Any], Awaitable[None]], admission: Admission, /
     ) -> Awaitable[None]:
         """Read ``span``, each page fetch admitted by ``admission``, emitting its pages."""
 
@@ -44,8 +48,8 @@ _WINDOW_DONE = object()
 
 
 async def run_windows(
-    windows: Iterable[Window] | AsyncIterable[Span],
-    read: ReadWindow,
+    windows: Iterable[W] | AsyncIterable[W],
+    read: ReadWindow[W],
     emit: Callable[[Any], Awaitable[None]],
     *,
     max_windows: int,
@@ -76,7 +80,7 @@ async def run_windows(
         return
     queues: asyncio.Queue[tuple[int, asyncio.Queue[Any], int] | None] = asyncio.Queue()
 
-    async def produce(span: Window | Span, rank: int, queue: asyncio.Queue[Any]) -> None:
+    async def produce(span: W, rank: int, queue: asyncio.Queue[Any]) -> None:
         await read(span, queue.put, gate.admission(rank))
         await queue.put(_WINDOW_DONE)
 
@@ -106,9 +110,7 @@ async def run_windows(
 
 
 @contextlib.asynccontextmanager
-async def _spans(
-    windows: Iterable[Window] | AsyncIterable[Span],
-) -> AsyncIterator[AsyncIterator[Window | Span]]:
+async def _spans(windows: Iterable[W] | AsyncIterable[W]) -> AsyncIterator[AsyncIterator[W]]:
     """Iterate ``windows`` asynchronously, closing a span planner after."""
     if isinstance(windows, AsyncIterable):
         iterator = aiter(windows)
@@ -120,7 +122,7 @@ async def _spans(
                 await closer()
         return
 
-    async def one_by_one() -> AsyncGenerator[Window, None]:
+    async def one_by_one() -> AsyncGenerator[W, None]:
         for window in windows:
             yield window
 
@@ -143,8 +145,8 @@ async def _take(slots: asyncio.Semaphore, span: Window | Span, most: int) -> int
 async def _release_after(
     slots: asyncio.Semaphore,
     weight: int,
-    read: ReadWindow,
-    window: Window | Span,
+    read: ReadWindow[W],
+    window: W,
     emit: Callable[[Any], Awaitable[None]],
     admission: Admission,
 ) -> None:

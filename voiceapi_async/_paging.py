@@ -34,7 +34,7 @@ import attrs
 from voiceapi_async._convert import row_id
 from voiceapi_async._errors import PagingError
 from voiceapi_async._gate import Admission
-from voiceapi_async._models import Window
+from voiceapi_async._models import Shape, Window
 from voiceapi_async._protocol import PageData, implausible_numbers, next_page, read_rows
 from voiceapi_async._sizing import MAX_PARTS, Outcome, Sizing, Span
 from voiceapi_async._windows import split_window
@@ -163,7 +163,8 @@ class WindowReader:
             async with admission.holding():
                 first = await self._fetch(span.window, 1)
             self._observe(span.window, [first])
-            if not self.sizing.fits(first.data.numbers.total):
+            whole = first.data.shape is Shape.BARE_LIST  # every row came at once
+            if not whole and not self.sizing.fits(first.data.numbers.total):
                 if span.probe and attempt == 0:
                     self.sizing.probe_outcome(Outcome.DECLINED)
                     return

@@ -7,7 +7,7 @@ the ``total`` of every span's first page how many records a second of the range
 holds, and sizes the next span to about :data:`SPAN_PAGES` pages of the page size
 the server applies.
 
-The first span of a stream is the *probe*: as many days as one span may hold. When
+The first span of a stream is the *probe*: the range's first month. When
 its records fit (at most :data:`SPAN_LIMIT` spans' worth) it is read whole, which
 is the cheapest read there is; otherwise it is declined after its first page and
 its days are planned again from what that page told.
@@ -36,6 +36,10 @@ SPAN_LIMIT = 2
 """A multi-day span is read only when it holds at most this many times its target."""
 MAX_SPAN_DAYS = 366
 """Days one span covers at most."""
+PROBE_DAYS = 31
+"""Days the probe covers at most: a server that answers a range as one bare list
+sends all of it at once, and a month of a busy account stays well inside
+``max_response_bytes``."""
 PAGES_A_SLOT = 2
 """Pages of a multi-day span that count as one window read at once (see :attr:`Span.weight`)."""
 MAX_PARTS = 16
@@ -159,7 +163,7 @@ class Sizing:
         The first is the probe; the rest wait for its first page.
         """
         source: Iterator[Window] = iter(days)
-        ahead: deque[Window] = deque(itertools.islice(source, MAX_SPAN_DAYS))
+        ahead: deque[Window] = deque(itertools.islice(source, PROBE_DAYS))
         if not ahead:
             return
         self._probe = asyncio.get_running_loop().create_future()

@@ -760,9 +760,6 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
         "failed",
         "records",
         "pages",
-        "requests",
-        "req/1k rec",
-        "page size",
         "retries",
         "429s",
         "elapsed",
@@ -783,9 +780,6 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
             str(len(s.failed)),
             f"{s.records:,}",
             f"{s.pages:,}",
-            f"{s.requests:,}",
-            _ratio(s.requests_per_1000_records),
-            str(s.per_page or "-"),
             str(s.retries),
             str(s.rate_limited),
             f"{s.elapsed:.1f}s",
@@ -796,10 +790,16 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
     if not out.is_terminal:
         out = Console(width=132)
     out.print(table)
+    total = _total(list(summaries.values()))
+    out.print(_quota_line(total), highlight=False)
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _quota_line(summary: Summary) -> str:
+    """The run's requests, per 1,000 records, and the page size the server applied."""
+    line = f"requests: {summary.requests:,}"
+    if summary.requests_per_1000_records is not None:
+        line += f" ({summary.requests_per_1000_records:.1f} per 1,000 records)"
+    return line + f"; page size: {summary.per_page or 'unknown'}"
 
 
 def _total(summaries: list[Summary]) -> Summary:
