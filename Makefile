@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench mutation clean
+.PHONY: demo test lint typecheck pytest docs bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ demo: $(DEMO_STAMP)
 	rm -rf $(DEMO_OUT)
 	$(BIN)/voiceapi backfill all --demo --format parquet --audio --out $(DEMO_OUT)
 
-## test: lint, format check, import contracts, strict typing, and the tests with branch coverage
-test: lint typecheck pytest
+## test: lint, format check, import contracts, strict typing, the docs build, and the tests with branch coverage
+test: lint typecheck docs pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -49,6 +49,16 @@ pytest: $(STAMP)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $(DOCS_STAMP)
+
+## docs: build the documentation site into site/ (strict: any warning, or a page left out of the nav, fails)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 ## bench: run the side-by-side benchmarks and write their tables to benchmarks/results/
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,fastapi]'
@@ -67,4 +77,4 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf mutants
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT)
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT) site
