@@ -151,7 +151,9 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
         clock=lambda: FIXED_CLOCK,
     )
     rng = random.Random(f"crash-{stop}")
-    args = ["--from", "2024-03-01", "--to", "2024-03-21", "--concurrency", "2"]
+    # Small pages: a day a request window, about 8 pages each, so a run takes long
+    # enough to be stopped at many different moments.
+    args = ["--from", "2024-03-01", "--to", "2024-03-21", "--concurrency", "2", "--per-page", "5"]
     cut_short = 0
     with serve_in_thread(config) as slow:
         env = settings(slow)
@@ -160,8 +162,13 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
         assert whole.returncode == 0, whole.stderr
         out = tmp_path / "interrupted"
         for _ in range(3):
+            # Stopped once the simulator has seen a random number more requests.
+            moment = len(slow.observed.requests) + rng.randint(10, 120)
             process = start(*backfill_args(out, "parquet"), *args, env=env)
-            time.sleep(rng.uniform(1.0, 1.8))
+            deadline = time.monotonic() + 60
+            while len(slow.observed.requests) < moment and process.poll() is None:
+                assert time.monotonic() < deadline, "the backfill made no requests"
+                time.sleep(0.005)
             process.send_signal(stop)
             _, stderr = process.communicate(timeout=60)
             if stop == signal.SIGINT and process.returncode != 0:
