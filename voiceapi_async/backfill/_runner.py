@@ -6,20 +6,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
 import attrs
+import pendulum
 
 from voiceapi_async import (
     AudioResult,
     AudioStatus,
     AuthenticationError,
+    Call,
     NotFoundError,
     PermissionDeniedError,
     Record,
     Recording,
+    RecordStream,
     Report,
     TransportError,
     VoiceAPIError,
@@ -413,11 +416,7 @@ class Backfill:
 
         for window in days:
             self.manifest.start(window.key)
-        stream = (
-            self.client.calls(first.start, last.end)
-            if first.report is Report.CALLS
-            else self.client.recordings(first.start, last.end)
-        )
+        stream = self._stream(first.start, last.end, first.report)
         key: str | None = None
         records: list[Record] = []
         pages = 0
@@ -462,27 +461,42 @@ class Backfill:
         Raises:
             VoiceAPIError: the window could not be read; the manifest says failed.
         """
-        key = window.key
-        self.manifest.start(key)
-        try:
-            stream = (
-                self.client.calls(window.start, window.end)
-                if window.report is Report.CALLS
-                else self.client.recordings(window.start, window.end)
-            )
+        self.manifest.start(window.key)
+        with self._settling(window.key):
             records: list[Record] = []
             pages = 0
-            async with stream:
+            async with self._stream(window.start, window.end, window.report) as stream:
                 async for page in stream.pages():
                     pages += 1
                     records.extend(page.records)
+        return await self._finish(window, records, pages)
+
+    def _stream(
+        self, start: pendulum.DateTime, end: pendulum.DateTime, report: Report
+    ) -> RecordStream[Call] | RecordStream[Recording]:
+        if report is Report.CALLS:
+            return self.client.calls(start, end)
+        return self.client.recordings(start, end)
+
+    @contextlib.contextmanager
+    def _settling(self, key: str) -> Iterator[None]:
+        """Record in the manifest how a window's step ended, if it failed.
+
+        A ``VoiceAPIError`` marks it failed; anything else (an :class:`OutputError`,
+        an interrupt) puts it back to pending, for a rerun to take again.
+        """
+        try:
+            yield
+        except OutputError:
+            with contextlib.suppress(OutputError):
+                self.manifest.reset(key)
+            raise
         except VoiceAPIError as exc:
             self.manifest.failed(key, str(exc))
             raise
         except BaseException:
             self.manifest.reset(key)
             raise
-        return await self._finish(window, records, pages)
 
     async def _finish(self, window: Window, records: list[Record], pages: int) -> WindowResult:
         """Write a window read whole (its audio first), and mark it done.
@@ -492,7 +506,7 @@ class Backfill:
             OutputError: writing failed; the window is back to pending.
         """
         key = window.key
-        try:
+        with self._settling(key):
             records = sort_records(records)
             relative = partition_path(window, self.format.extension)
             tally = await self._audio_of(window, records)
@@ -511,16 +525,6 @@ class Backfill:
                         (self.out_dir / stale).unlink(missing_ok=True)
             except OSError as exc:
                 raise os_error(exc, "write", self.out_dir / relative) from None
-        except OutputError:
-            with contextlib.suppress(OutputError):
-                self.manifest.reset(key)
-            raise
-        except VoiceAPIError as exc:
-            self.manifest.failed(key, str(exc))
-            raise
-        except BaseException:
-            self.manifest.reset(key)
-            raise
         self.manifest.done(
             key,
             records=len(records),
