@@ -48,7 +48,7 @@ CHUNK = 256 * 1024
 """The plain contenders' read size: the client's own."""
 TARGET_OF_IDEAL = 0.90
 TARGET_MEMORY_SPREAD = 0.10
-DEFAULTS = ClientConfig(base_url="http://localhost/", token="x")
+DEFAULTS = ClientConfig(base_url="http://localhost/", token="x", timezone=harness.TIMEZONE)
 SLOTS = DEFAULTS.audio_max_in_flight
 CLIENT: dict[str, Any] = {"token": harness.TOKEN, "timezone": harness.TIMEZONE, "rate_limit": 0}
 DEFAULT_LABEL = f"voiceapi_async `download_audios`, defaults ({SLOTS} in flight)"

@@ -44,7 +44,7 @@ TARGET_OF_IDEAL = 0.90
 TARGET_SPEEDUP = 14.0
 TARGET_CPU_RATIO = 1.2
 TARGET_MEMORY_RATIO = 1.2
-DEFAULTS = ClientConfig(base_url="http://localhost/", token="x")
+DEFAULTS = ClientConfig(base_url="http://localhost/", token="x", timezone=harness.TIMEZONE)
 CLIENT: dict[str, Any] = {"token": harness.TOKEN, "timezone": harness.TIMEZONE, "rate_limit": 0}
 SEQUENTIAL = "sequential, one request at a time (like existing wrappers)"
 ORACLE = f"oracle: every page known up front, {DEFAULTS.max_in_flight} in flight"

@@ -471,7 +471,7 @@ async def test_the_error_line_is_the_last_body_message_and_the_response_never_en
 @pytest.mark.asyncio
 async def test_the_lifespan_takes_a_tighter_max_days_for_the_web() -> None:
     """voice_client_lifespan(max_days=7): an 8-day range is a 422 naming the limit of 7."""
-    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t")
+    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t", timezone="UTC")
     app = FastAPI(lifespan=voice_client_lifespan(config, max_days=7))
     async with app.router.lifespan_context(app):
         client = get_voice_client(Request({"type": "http", "app": app}))
