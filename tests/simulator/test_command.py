@@ -136,7 +136,7 @@ def test_command_defaults_are_the_simulators() -> None:
         (["serve", "--port", "65536"], "Invalid value for '--port': 65536 is not in the range"),
         (["serve", "--server-error", "1.5"], "Invalid value for '--server-error': 1.5 is not in"),
         (["serve", "--latency-ms", "nan"], "'--latency-ms': must be 0 or more, not nan"),
-        (["serve", "--latency-ms", "soon"], "'--latency-ms': 'soon' is not a number"),
+        (["serve", "--latency-ms", "soon"], "'--latency-ms': 'soon' is not a valid float"),
         (["serve", "--audio-size", "9-3"], "'--audio-size': must be MIN-MAX"),
         (["serve", "--audio-size", "big"], "'--audio-size': 'big' is not a size"),
         (["serve", "--timezone", "Mars/Olympus_Mons"], "'Mars/Olympus_Mons' is not a time zone"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import zoneinfo
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 import click
@@ -42,64 +43,43 @@ _FAULT_HELP = {
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class _NotNegative(click.ParamType):
-    """A number of 0 or more (``nan`` refused, which click's FloatRange lets through)."""
-
-    name = "number"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if math.isnan(number) or number < 0:
-            self.fail(f"must be 0 or more, not {value}", param, ctx)
-        return number
+def _not_negative(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    """Refuse a negative number, and ``nan`` (which click's FloatRange lets through)."""
+    if value is not None and (math.isnan(value) or value < 0):
+        raise click.BadParameter(f"must be 0 or more, not {value}", ctx, param)
+    return value
 
 
-class _Sizes(click.ParamType):
-    """``MIN[-MAX]`` bytes, both at least 1."""
-
-    name = "MIN[-MAX]"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, tuple):
-            return value
-        low, _, high = str(value).partition("-")
-        try:
-            sizes = (int(low), int(high or low))
-        except ValueError:
-            self.fail(
-                f"{value!r} is not a size or a range of sizes in bytes (like 4096-2000000)",
-                param,
-                ctx,
-            )
-        if not 1 <= sizes[0] <= sizes[1]:
-            self.fail(f"must be MIN-MAX with 1 <= MIN <= MAX, not {value}", param, ctx)
-        return sizes
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    """Read ``MIN[-MAX]`` bytes, both at least 1."""
+    low, _, high = value.partition("-")
+    try:
+        sizes = (int(low), int(high or low))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a size or a range of sizes in bytes (like 4096-2000000)", ctx, param
+        ) from None
+    if not 1 <= sizes[0] <= sizes[1]:
+        raise click.BadParameter(f"must be MIN-MAX with 1 <= MIN <= MAX, not {value}", ctx, param)
+    return sizes
 
 
-class _Zone(click.ParamType):
-    """An IANA time zone name."""
-
-    name = "ZONE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            self.fail(
-                f"{value!r} is not a time zone: use an IANA name such as Asia/Kolkata", param, ctx
-            )
-        return value
+def _zone(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a name that is not an IANA time zone."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise click.BadParameter(
+            f"{value!r} is not a time zone: use an IANA name such as Asia/Kolkata", ctx, param
+        ) from None
+    return value
 
 
 _PROBABILITY = click.FloatRange(0.0, 1.0)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _fault_options(command: click.Command) -> click.Command:
+def _fault_options(command: _F) -> _F:
     for kind in reversed((*FAULT_KINDS, *STORAGE_FAULT_KINDS)):
         command = click.option(
             f"--{kind.replace('_', '-')}",
@@ -168,7 +148,8 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
 )
 @click.option(
     "--timezone",
-    type=_Zone(),
+    callback=_zone,
+    metavar="ZONE",
     default=DEFAULT_TIMEZONE,
     show_default=True,
     help="the simulated account's IANA time zone",
@@ -206,7 +187,8 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
 )
 @click.option(
     "--audio-size",
-    type=_Sizes(),
+    callback=_sizes,
+    metavar="MIN[-MAX]",
     default="-".join(map(str, DEFAULT_AUDIO_SIZE)),
     show_default=True,
     help="audio file sizes in bytes, one size or a range",
@@ -228,21 +210,24 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
 )
 @click.option(
     "--latency-ms",
-    type=_NotNegative(),
+    type=float,
+    callback=_not_negative,
     default=None,
     metavar="MS",
     help="median added latency in milliseconds, log-normally spread [default: 0]",
 )
 @click.option(
     "--storage-latency-ms",
-    type=_NotNegative(),
+    type=float,
+    callback=_not_negative,
     default=None,
     metavar="MS",
     help="median added latency of audio downloads in milliseconds [default: 0]",
 )
 @click.option(
     "--storage-bandwidth",
-    type=_NotNegative(),
+    type=float,
+    callback=_not_negative,
     default=None,
     metavar="BYTES",
     help="bytes a second each audio download is sent at, 0 for no limit [default: 0]",
