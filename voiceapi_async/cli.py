@@ -937,7 +937,7 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
         )
     out = Console()
     if not out.is_terminal:
-        out = Console(width=132)
+        out = Console(width=160)
     out.print(table)
 
 
@@ -1043,7 +1043,7 @@ def _print_verify(report: VerifyReport) -> None:
         )
     out = Console()
     if not out.is_terminal:
-        out = Console(width=132)
+        out = Console(width=160)
     out.print(table)
     if report.problems:
         found = Table(title="problems")
