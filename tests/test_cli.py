@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from voiceapi_async import Report
 from voiceapi_async.backfill import Manifest, WindowState
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
 from voiceapi_async.testing._plugin import serve_in_thread
@@ -452,3 +453,53 @@ def test_serve_fake_is_the_simulators_click_command() -> None:
     bad = voiceapi("serve-fake", "--shape", "d")
     assert bad.returncode == 2
     assert "Invalid value for '--shape': 'd' is not one of 'a', 'b', 'c'" in bad.stderr
+
+
+@pytest.mark.asyncio
+async def test_a_demo_simulator_that_does_not_start_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator's process ends without an address: a _DemoError with its last words."""
+    from voiceapi_async import cli
+
+    monkeypatch.setattr(sys, "executable", "/bin/sh")  # sh -m ...: an illegal option
+    connection = cli.Connection(
+        base_url=None,
+        token=None,
+        timezone="UTC",
+        demo=True,
+        rate_limit=None,
+        max_attempts=1,
+        max_days=7,
+    )
+    with pytest.raises(cli._DemoError, match=r"the demo's simulator did not start \(-m "):
+        async with cli._demo_simulator(connection):
+            pass  # pragma: no cover - never reached
+
+
+def test_the_duckdb_line_runs_this_interpreter_by_its_path_under_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under the working directory (make demo's .venv), the line names the interpreter's path."""
+    from voiceapi_async import cli
+
+    interpreter = Path(sys.executable)
+    monkeypatch.chdir(interpreter.parents[2])
+    expected = str(interpreter.relative_to(interpreter.parents[2]))
+    line = cli.duckdb_command(Path("out"), "csv", "csv", [Report.CALLS])
+    assert line.startswith(f"{expected} -c ")
+    assert "read_csv('out/calls/*/*.csv')" in line
+    assert "ORDER BY" not in line
+
+
+def test_the_simulators_command_without_click_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without click, `python -m voiceapi_async.testing` exits 2 naming the cli extra."""
+    from voiceapi_async.testing import _cli
+
+    monkeypatch.setitem(sys.modules, "voiceapi_async.testing._command", None)
+    assert _cli.main(["serve"]) == 2
+    assert _cli.serve_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("pip install 'voiceapi-async[cli]'") == 2

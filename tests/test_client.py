@@ -1,11 +1,14 @@
 import asyncio
+import copy
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
+import pickle
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
+import attrs
 import pendulum
 import pytest
 import pytest_asyncio
@@ -14,6 +17,7 @@ from voiceapi_async import (
     AuthenticationError,
     Call,
     ClientConfig,
+    ConfigError,
     NotFoundError,
     PagingError,
     Recording,
@@ -737,3 +741,43 @@ def test_counts_given_as_text_floats_or_bools_are_type_errors_naming_the_setting
     }
     with pytest.raises(TypeError, match=rf"'{setting}' must be a whole number \(int\)"):
         ClientConfig(**settings)
+
+
+def test_the_time_zone_is_required_and_the_error_says_where_to_find_it() -> None:
+    """No default zone: ClientConfig, VoiceClient and from_env refuse its absence alike."""
+    attempts: list[Callable[[], object]] = [
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t"),  # type: ignore[call-arg]
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t", timezone=""),
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t", timezone=None),  # type: ignore[arg-type]
+        lambda: VoiceClient(base_url="https://x/api/v2/", token="t"),
+        lambda: ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t"}),
+        lambda: ClientConfig.from_env(
+            {"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t", "VOICEAPI_TIMEZONE": ""}
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert "time zone is required, with no default" in message
+        assert "the account's settings in the provider's dashboard" in message
+        assert "timezone=" in message
+        assert "VOICEAPI_TIMEZONE" in message
+        assert isinstance(caught.value, ValueError)
+    assert (
+        ClientConfig.from_env(
+            {"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t"}, timezone="UTC"
+        ).timezone
+        == "UTC"
+    )
+    with pytest.raises(ConfigError, match="VOICEAPI_BASE_URL is not set"):
+        ClientConfig.from_env({})
+
+
+def test_a_config_copies_and_pickles_with_its_time_zone() -> None:
+    """The check of a missing zone lets copy, deepcopy, pickle and evolve through."""
+    config = ClientConfig(base_url="https://x/api/v2/", token="t", timezone="Asia/Kolkata")
+    assert copy.copy(config) == config
+    assert copy.deepcopy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert attrs.evolve(config, max_days=7).timezone == "Asia/Kolkata"
