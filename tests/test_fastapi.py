@@ -639,6 +639,10 @@ async def test_every_error_has_the_one_body_shape() -> None:
     async def teapot() -> None:
         raise HTTPException(status_code=418, detail="short and stout", headers={"X-Tea": "1"})
 
+    @app.get("/odd")
+    async def odd() -> None:
+        raise HTTPException(status_code=599, detail={"not": "text"})
+
     @app.get("/bug")
     async def bug() -> None:
         raise RuntimeError("a bug with a secret s3cr3t")
@@ -654,6 +658,10 @@ async def test_every_error_has_the_one_body_shape() -> None:
     assert await asgi_get(app, "/teapot") == (
         418,
         {"code": "i_m_a_teapot", "status": 418, "message": "short and stout", "details": []},
+    )
+    assert await asgi_get(app, "/odd") == (
+        599,
+        {"code": "http_599", "status": 599, "message": "HTTP 599", "details": []},
     )
     status, error = await asgi_get(app, "/bug")
     assert (status, error["code"], error["message"]) == (500, "internal_error", "internal error")

@@ -541,7 +541,6 @@ def _usage(message: str) -> NoReturn:
 
 def _validate_range(report: Report, start: Bound, end: Bound, zone: str, max_days: int) -> None:
     """Check the range before anything starts (at most ``max_days`` windows are made)."""
-    _check_order(start, end)
     try:
         plan_windows(report, start, end, zone, max_days=max_days)
     except (ValueError, TypeError) as exc:

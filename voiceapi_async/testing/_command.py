@@ -235,10 +235,7 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
 @_fault_options
 def serve_cli(host: str, port: int, **options: Any) -> None:
     """Serve the simulator until SIGINT or SIGTERM (see ``SERVE_HELP``)."""
-    try:
-        config = config_from_options(options)
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    config = config_from_options(options)  # every option was checked as it was read
     try:
         serve(config, host=host, port=port)
     except OSError as error:
