@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_OUT   ?= demo-output
 
+# duckdb: the demo ends by printing a DuckDB line that counts its files' records.
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]' 'duckdb>=1.1'
 	touch $(DEMO_STAMP)
 
-## demo: back up 90 days of both reports and the recordings' audio from the bundled simulator to Parquet, then summarise
+## demo: back up 90 days of both reports and the recordings' audio from the bundled simulator (run in a process of its own) to Parquet, summarise, and print where the files are with a DuckDB line that reads them
 demo: $(DEMO_STAMP)
 	rm -rf $(DEMO_OUT)
 	$(BIN)/voiceapi backfill all --demo --format parquet --audio --out $(DEMO_OUT)

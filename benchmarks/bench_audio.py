@@ -35,7 +35,7 @@ TARGET_OF_IDEAL, TARGET_MEMORY_SPREAD = 0.90, 0.10
 SECONDS_PER_FILE = harness.mean_latency(LATENCY_MS) + FILE_BYTES / BANDWIDTH
 """One file's time on one connection: the mean added latency, then its size at the bandwidth."""
 IDEAL_PER_SLOT = FILE_BYTES / SECONDS_PER_FILE  # bytes a second of a connection busy back to back
-DEFAULTS = ClientConfig(base_url="http://localhost/", token="x")
+DEFAULTS = ClientConfig(base_url="http://localhost/", token="x", timezone=harness.TIMEZONE)
 SLOTS = DEFAULTS.audio_max_in_flight
 DEFAULT_LABEL = f"voiceapi_async `download_audios`, defaults ({SLOTS} in flight)"
 SEQUENTIAL = "sequential: plain aiohttp, one file at a time"

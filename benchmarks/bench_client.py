@@ -29,7 +29,7 @@ MEMORY_CALLS_PER_DAY = 1_000
 FIRST_DAY = dt.date(2024, 3, 1)
 MEMORY_FIRST_DAY = dt.date(2021, 1, 1)
 TARGET_OF_IDEAL, TARGET_SPEEDUP, TARGET_CPU_RATIO, TARGET_MEMORY_RATIO = 0.90, 14.0, 1.2, 1.2
-DEFAULTS = ClientConfig(base_url="http://localhost/", token="x")
+DEFAULTS = ClientConfig(base_url="http://localhost/", token="x", timezone=harness.TIMEZONE)
 SEQUENTIAL = "sequential, one request at a time (like existing wrappers)"
 ORACLE = f"oracle: every page known up front, {DEFAULTS.max_in_flight} in flight"
 FULL, QUICK = (30, (1, 100, 1_000)), (3, (1, 10, 100))

@@ -73,6 +73,7 @@ class HostileServer:
         options: dict[str, Any] = {
             "base_url": self.base_url,
             "token": TOKEN,
+            "timezone": "UTC",
             "rate_limit": 0,
             "retry": FAST,
         }
