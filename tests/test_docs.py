@@ -61,7 +61,7 @@ def test_docstrings_render_as_markdown() -> None:
     client = package["client.VoiceClient"].docstring.value
     assert "shared by all its streams:\n" in client
     fastapi = package["contrib.fastapi"].docstring.value
-    assert "| client error | status | body / headers |\n|---|---|---|\n" in fastapi
+    assert "| error | status | code, message / headers |\n|---|---|---|\n" in fastapi
     assert '| ``RequestTimeoutError`` | 504 | "upstream timed out" |' in fastapi
     assert not re.search(r":[a-z]+:`|::$|^=+ ", fastapi + backfill + client, re.MULTILINE)
 

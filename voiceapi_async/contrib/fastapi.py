@@ -30,18 +30,18 @@ found (``type``, ``loc``, ``message``; empty otherwise). Client errors map to HT
 answers through :data:`DEFAULT_ERROR_STATUSES` (override by passing your own
 mapping to :func:`install_error_handlers`):
 
-==========================================  ======  =====================================
-error                                       status  code, message / headers
-==========================================  ======  =====================================
-a parameter FastAPI cannot read             422     ``invalid_request``, with details
-bad range (:func:`open_stream`)             422     ``invalid_range``, the reason
-``AuthenticationError``, ``PermissionDenied``  502  "upstream authentication failed"
-``RateLimitError``                          503     ``Retry-After`` when known
-``RequestTimeoutError``                     504     "upstream timed out"
-``TransportError``, ``ServerError``, other  502     "upstream failed"
-any other ``HTTPException``                 its     the status's name (``not_found``)
-an unhandled exception                      500     ``internal_error``
-==========================================  ======  =====================================
+==================================================  ======  =================================
+error                                               status  code, message / headers
+==================================================  ======  =================================
+a parameter FastAPI cannot read                     422     ``invalid_request``, with details
+bad range (:func:`open_stream`)                     422     ``invalid_range``, the reason
+``AuthenticationError``, ``PermissionDeniedError``  502     "upstream authentication failed"
+``RateLimitError``                                  503     ``Retry-After`` when known
+``RequestTimeoutError``                             504     "upstream timed out"
+``TransportError``, ``ServerError``, other          502     "upstream failed"
+any other ``HTTPException``                         its     the status's name (``not_found``)
+an unhandled exception                              500     ``internal_error``
+==================================================  ======  =================================
 
 A client error's code is ``upstream_`` and its class in snake case
 (``upstream_server_error``, ``upstream_rate_limit_error``). Messages never carry the
