@@ -54,25 +54,28 @@ async def run_windows(
     *,
     max_windows: int,
     ordered: bool,
-    page_budget: int,
+    page_budget: int | Callable[[], int],
 ) -> None:
     """Read every window (or span), at most ``max_windows`` at once, emitting their pages.
 
     ``windows`` is iterated lazily, one as a slot frees up: a span planner sizes each
     span from what the earlier ones told.
 
-    At most ``page_budget`` pages are between fetch and hand-off at a time, earliest
+    At most ``page_budget`` pages are between fetch and hand-off at a time (a callable
+    budget is asked again before each window starts: it follows the page size), earliest
     window first. With ``ordered`` the pages come window by window, each window's
     pages in order; otherwise as they complete. Returns when every window is done;
     the first error cancels the rest and propagates.
     """
-    gate = PageGate(page_budget)
+    budget = page_budget if callable(page_budget) else lambda: page_budget
+    gate = PageGate(budget())
     slots = asyncio.Semaphore(max_windows)
     if not ordered:
         async with asyncio.TaskGroup() as group, _spans(windows) as spans:
             rank = 0
             async for span in spans:
                 weight = await _take(slots, span, max_windows)
+                gate.resize(budget())
                 group.create_task(
                     _release_after(slots, weight, read, span, emit, gate.admission(rank))
                 )
@@ -89,6 +92,7 @@ async def run_windows(
         async with _spans(windows) as spans:
             async for span in spans:
                 weight = await _take(slots, span, max_windows)
+                gate.resize(budget())
                 queue: asyncio.Queue[Any] = asyncio.Queue(PAGES_PER_WINDOW_BUFFER)
                 queues.put_nowait((rank, queue, weight))
                 group.create_task(produce(span, rank, queue))

@@ -126,7 +126,8 @@ class WindowReader:
     """
 
     fetch: FetchPage
-    lookahead: int
+    lookahead: int | Callable[[], int]
+    """Pages a window may hold between fetch and hand-off (a callable: asked per window)."""
     split_pages: int
     rereads: int
     sizing: Sizing = attrs.field(factory=lambda: Sizing(100, split_pages=50))
@@ -328,7 +329,7 @@ class WindowReader:
     ) -> None:
         # Pages between fetch and hand-off, oldest first, each with its gate token.
         started: asyncio.Queue[tuple[asyncio.Task[_Fetched], bool]] = asyncio.Queue()
-        ahead = asyncio.Semaphore(self.lookahead)
+        ahead = asyncio.Semaphore(self.lookahead() if callable(self.lookahead) else self.lookahead)
         numbers = range(first.data.numbers.current_page + 1, first.data.numbers.last_page + 1)
 
         async def launch(group: asyncio.TaskGroup) -> None:

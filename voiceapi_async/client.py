@@ -338,11 +338,13 @@ class VoiceClient:
             max_days=config.max_days,
             setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
         )
-        page_size = self._applied or self._ask
-        budget = page_budget(config.max_in_flight, page_size)
+        sizing = Sizing(self._applied or self._ask, split_pages=config.split_pages)
+
+        def budget() -> int:
+            return page_budget(config.max_in_flight, sizing.page_size)
+
         field = _FILTERED_BY[report]
         zone = self._converter.timezone
-        sizing = Sizing(page_size, split_pages=config.split_pages)
         reader = WindowReader(
             fetch=self._fetch,
             lookahead=budget,
