@@ -284,7 +284,7 @@ def first_outside(window: Window, times: Sequence[dt.datetime | None]) -> int | 
     # the common case (every record read in the account's zone) needs no conversion.
     stop = wall_time(window.end) + _ONE_SECOND
     if (
-        {time.tzinfo for time in present} == {zone}
+        all(time.tzinfo is zone for time in present)
         and window.start <= min(present)
         and max(present) < stop.replace(tzinfo=zone)
     ):

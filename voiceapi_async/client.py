@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from pathlib import Path
@@ -367,8 +368,10 @@ class VoiceClient:
         structure_rows = self._converter.structure_rows
         secrets = (config.token,)
 
+        timestamp_of = operator.attrgetter(field)
+
         def check(window: Window, records: list[RecordT]) -> None:
-            times = [getattr(record, field) for record in records]
+            times = list(map(timestamp_of, records))
             outside = first_outside(window, times)
             if outside is not None:
                 raise OutOfWindowError(
