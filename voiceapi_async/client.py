@@ -49,6 +49,9 @@ class ClientStats:
     """Records delivered to streams (after de-duplication)."""
     bytes: int = 0
     """Response body bytes received."""
+    paced_seconds: float = 0.0
+    """Seconds requests waited for the token's quota (the pacer and the ``rate_limit``
+    cap), summed over requests (concurrent waits add up); 429 pauses not included."""
 
 
 PAGE_BUDGET_PER_SLOT = 4
@@ -64,7 +67,7 @@ class VoiceClient:
     """An asyncio client for the Voice API's call-log and recording reports.
 
     One client holds one ``aiohttp.ClientSession`` (created inside the running
-    loop), one in-flight limit and one rate limiter shared by all its streams::
+    loop), one in-flight limit and one rate pacer shared by all its streams::
 
         async with VoiceClient(base_url=..., token=..., timezone="Asia/Kolkata") as client:
             async for call in client.calls("2024-01-01", "2024-01-31"):
@@ -158,6 +161,7 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Call]:
         """Stream the calls whose ``end_at`` falls in ``start``..``end`` (both inclusive).
 
@@ -170,6 +174,8 @@ class VoiceClient:
             end: the last day (inclusive), or an aware datetime.
             ordered: chronological by window, then page (True); or as pages complete.
             max_items: stop after this many records.
+            bulk: pace this stream's requests as bulk work, leaving the token's
+                reserve to interactive clients (None: the client's ``bulk`` setting).
 
         Raises:
             TypeError: a naive datetime, or a value of the wrong type.
@@ -177,7 +183,9 @@ class VoiceClient:
                 9999-12-30, or the range covers more than ``max_days`` days.
             RuntimeError: the client is closed.
         """
-        return self._stream(Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items)
+        return self._stream(
+            Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items, bulk=bulk
+        )
 
     def recordings(
         self,
@@ -186,13 +194,20 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Recording]:
         """Stream the recordings whose ``created_at`` falls in ``start``..``end``.
 
         Same arguments and errors as :meth:`calls`.
         """
         return self._stream(
-            Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
+            Report.RECORDINGS,
+            Recording,
+            start,
+            end,
+            ordered=ordered,
+            max_items=max_items,
+            bulk=bulk,
         )
 
     async def download_audio(
@@ -305,9 +320,11 @@ class VoiceClient:
         *,
         ordered: bool,
         max_items: int | None,
+        bulk: bool | None,
     ) -> RecordStream[RecordT]:
         self._check_open()
         config = self.config
+        paced_as_bulk = config.bulk if bulk is None else bulk
         windows = plan_range(
             report,
             start,
@@ -317,8 +334,12 @@ class VoiceClient:
             setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
         )
         budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
+
+        async def fetch(window: Window, page: int) -> PageData:
+            return await self._fetch(window, page, bulk=paced_as_bulk)
+
         reader = WindowReader(
-            fetch=self._fetch,
+            fetch=fetch,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
@@ -368,7 +389,7 @@ class VoiceClient:
             on_page=self._count,
         )
 
-    async def _fetch(self, window: Window, page: int) -> PageData:
+    async def _fetch(self, window: Window, page: int, *, bulk: bool) -> PageData:
         self._check_open()
         config = self.config
         spec = build_request(
@@ -380,7 +401,7 @@ class VoiceClient:
             per_page=config.per_page,
             user_agent=config.user_agent,
         )
-        return await self._transport.get_page(spec)
+        return await self._transport.get_page(spec, bulk=bulk)
 
     def _count(self, page: Page[Any]) -> None:
         self._pages += 1

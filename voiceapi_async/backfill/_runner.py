@@ -165,6 +165,9 @@ class Backfill:
             ``OUT/audio/date=YYYY-MM-DD/<id><extension>`` (the day of its
             ``created_at``); its rows name the file and its SHA-256. Pinned with
             the settings; a recordings window is done only once all its audio is in place.
+        bulk: pace the run's requests as bulk work (the default): they leave a
+            reserve of the token's quota (10% of the limit) to interactive clients
+            on the same token; ``False`` lets them use it too.
 
     A done window is skipped only when it was written in this run's settings and
     its file is there with the recorded size (and, with ``verify``, checksum);
@@ -187,6 +190,7 @@ class Backfill:
         verify: bool = False,
         lock: OutputLock | None = None,
         audio: bool = False,
+        bulk: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -200,6 +204,7 @@ class Backfill:
         self.progress: Progress = progress or _Silent()
         self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone, audio=audio)
         self.audio = audio
+        self.bulk = bulk
         self.rebuild = rebuild
         self.verify = verify
         self.lock = lock
@@ -368,9 +373,9 @@ class Backfill:
         self.manifest.start(key)
         try:
             stream = (
-                self.client.calls(window.start, window.end)
+                self.client.calls(window.start, window.end, bulk=self.bulk)
                 if window.report is Report.CALLS
-                else self.client.recordings(window.start, window.end)
+                else self.client.recordings(window.start, window.end, bulk=self.bulk)
             )
             records: list[Record] = []
             pages = 0

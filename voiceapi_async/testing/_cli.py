@@ -152,6 +152,13 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def _sizes(text: str) -> tuple[int, int]:
     low, _, high = text.partition("-")
     try:
@@ -232,7 +239,16 @@ def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
         type=_count(0),
         default=1000,
         metavar="N",
-        help="requests a minute per token before 429, 0 for none (default: %(default)s)",
+        help="requests a window (--rate-window) per token before 429, 0 for none "
+        "(default: %(default)s)",
+    )
+    add(
+        "--rate-window",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="the rate-limit window; scale it down with --rate-limit to shorten "
+        "experiments (default: %(default)s)",
     )
     add(
         "--rate-mode",
@@ -335,6 +351,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         shape=args.shape,
         per_page_max=args.per_page_max,
         rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
         rate_mode=args.rate_mode,
         audio_size=args.audio_size,
         audio_expiry=args.audio_expiry,
