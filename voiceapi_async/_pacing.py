@@ -205,7 +205,7 @@ class Pacer:
             status: the HTTP status.
             limit: the ``X-RateLimit-Limit`` header.
             remaining: the ``X-RateLimit-Remaining`` header.
-            retry_after: a 429's ``Retry-After`` in seconds (None: absent or unusable).
+            retry_after: the seconds a 429 asks to wait (None: 1 s); at most a window.
         """
         now = self._clock()
         self._outstanding.discard(ticket.seq)
@@ -262,7 +262,7 @@ class Pacer:
         assert self._reset_at is not None
         since = min(now - self._basis_at, _LOOK_AHEAD * self._answer_gap)
         others = self._others_rate * since
-        available = self._remaining - (self._issued - self._basis) - others
+        available = min(self._remaining, limit) - (self._issued - self._basis) - others
         left = self._reset_at - now
         if left <= 0:  # held: a window assumed to start has had no answer yet
             left = self._window

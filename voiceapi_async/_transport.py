@@ -156,10 +156,7 @@ class Transport:
         if not isinstance(exc, VoiceAPIError) or not exc.retryable:
             return False
         if isinstance(exc, RateLimitError):
-            wait = min(
-                exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_AFTER,
-                self._config.retry.max_retry_after,
-            )
+            wait = self._retry_wait(exc.retry_after)
             self._paused_until = max(self._paused_until, time.monotonic() + wait)
             logger.warning("rate limited: pausing every request for %.1fs", wait)
             return wait
@@ -234,14 +231,22 @@ class Transport:
             self.counts.rate_limited += 1
             raise
 
+    def _retry_wait(self, retry_after: float | None) -> float:
+        """Return the wait a 429 asks for: its ``Retry-After`` (else 1 s), cut to the cap."""
+        wait = retry_after if retry_after is not None else _DEFAULT_RETRY_AFTER
+        return min(wait, self._config.retry.max_retry_after)
+
     def _tell_pacer(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
         assert self._pacer is not None
+        wait = None
+        if status == 429:
+            wait = self._retry_wait(retry_after_seconds(headers.get("Retry-After")))
         self._pacer.answered(
             ticket,
             status=status,
             limit=headers.get("X-RateLimit-Limit"),
             remaining=headers.get("X-RateLimit-Remaining"),
-            retry_after=retry_after_seconds(headers.get("Retry-After")) if status == 429 else None,
+            retry_after=wait,
         )
 
     async def _read_body(self, response: aiohttp.ClientResponse, url: str) -> bytes:

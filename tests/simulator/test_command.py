@@ -85,6 +85,7 @@ def test_command_applies_its_options() -> None:
             "--calls-per-day=9",
             "--rate-limit=0",
             "--rate-mode=sliding",
+            "--rate-window=2.5",
             "--per-page-max=25",
             "--faults=demo",
             "--latency-ms=5",
@@ -105,7 +106,7 @@ def test_command_applies_its_options() -> None:
         "Europe/Berlin",
     )
     assert (config.calls_per_day, config.rate_limit, config.per_page_max) == (9, 0, 25)
-    assert config.rate_mode == "sliding"
+    assert (config.rate_mode, config.rate_window) == ("sliding", 2.5)
     assert (config.faults.latency_ms, config.faults.reset, config.faults.server_error) == (
         5.0,
         0.5,
@@ -127,6 +128,8 @@ def test_command_applies_its_options() -> None:
         (["serve", "--port", "65536"], "argument --port: must be 0 to 65535, not 65536"),
         (["serve", "--server-error", "1.5"], "argument --server-error: must be a probability"),
         (["serve", "--latency-ms", "nan"], "argument --latency-ms: must be 0 or more, not nan"),
+        (["serve", "--rate-window", "0"], "argument --rate-window: must be a positive number"),
+        (["serve", "--rate-window", "nan"], "argument --rate-window: must be a positive number"),
         (["serve", "--audio-size", "9-3"], "argument --audio-size: must be MIN-MAX"),
         (["serve", "--audio-size", "big"], "argument --audio-size: not a size"),
         ([], "the following arguments are required: COMMAND"),
