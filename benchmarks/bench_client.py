@@ -440,7 +440,7 @@ def verdicts(runs: dict[str, Run], default: Entry, memory: list[dict[str, Any]])
 def header(plan: Plan) -> str:
     last = FIRST_DAY + dt.timedelta(days=plan.days - 1)
     n0, windows = DEFAULTS.max_in_flight, DEFAULTS.max_windows
-    packages = ("aiohttp", "orjson", "cattrs", "pendulum", "stamina", "aiolimiter")
+    packages = ("aiohttp", "orjson", "cattrs", "pendulum", "stamina")
     return "\n".join(
         [
             "# Client benchmark: paging throughput, CPU per page and streaming memory",

@@ -125,7 +125,7 @@ async def test_in_flight_limit_holds(sim: VoiceSimulator) -> None:
 
 @pytest.mark.asyncio
 async def test_rate_limit_holds(sim: VoiceSimulator) -> None:
-    """The client's rate limiter keeps the request rate under the configured one."""
+    """The rate_limit cap keeps the request rate under the configured one."""
     async with client_for(sim, per_page=10, rate_limit=600) as client:
         await client.calls("2024-03-01", "2024-03-02").collect()
     assert client.stats.requests >= 20

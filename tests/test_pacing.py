@@ -226,19 +226,44 @@ def test_absurd_headers_are_ignored(limit: str | None, remaining: str | None) ->
         assert after == before
 
 
-def test_others_on_the_token_are_allowed_for_between_answers() -> None:
-    """What others used between two answers is assumed to go on, until the next answer."""
+def test_busy_interactive_clients_allow_for_others_within_the_reserve() -> None:
+    """Within the reserve, what others used between answers is assumed to go on, for a while."""
     clock = Clock()
     pace = pacer(clock)
-    answer(pace, pace.issue(bulk=False), 100, 90)
+    answer(pace, pace.issue(bulk=False), 100, 20)  # the window ends at 1060
     clock.now += 1
-    answer(pace, pace.issue(bulk=False), 100, 79)  # others used 10 in that second
-    clock.now += 0.5
-    assert pace.quota().available == pytest.approx(79 - 5)
-    clock.now += 2.5  # no more than twice the usual time between answers is assumed
-    assert pace.quota().available == pytest.approx(79 - 20)
-    clock.now += 60
-    assert pace.quota().available == 100  # the window has ended
+    answer(pace, pace.issue(bulk=False), 100, 8)  # others used 11 in that second
+    assert pace.delay(bulk=False) == 0
+    clock.now += 1  # by now they have likely taken the 8 left
+    stale_at = (1001 * 9 + 2 * 1060) / 11  # the answer is two spacings of 8 old
+    assert pace.delay(bulk=False) == pytest.approx(stale_at - clock.now)
+    clock.now = stale_at
+    assert pace.delay(bulk=False) == 0  # back from a pause: the count last seen
+
+
+def test_burst_credit_grows_only_while_nothing_is_in_flight() -> None:
+    """An idle interactive client may burst (within the reserve); a busy one may not."""
+    clock = Clock()
+    pace = pacer(clock)
+    answer(pace, pace.issue(bulk=False), 100, 99)
+
+    def burst() -> list[Any]:
+        tickets = []
+        while pace.delay(bulk=False) == 0:
+            tickets.append(pace.issue(bulk=False))
+        return tickets
+
+    first = burst()
+    assert len(first) == 10  # the reserve of 100
+    for ticket in first[1:]:
+        answer(pace, ticket, 100, 80)
+    clock.now += 10  # one still in flight: no credit past one
+    busy = burst()
+    assert len(busy) == 1
+    for ticket in (first[0], *busy):
+        pace.abandoned(ticket)
+    clock.now += 10  # nothing in flight
+    assert len(burst()) == 10
 
 
 def test_a_window_waiting_for_its_first_answer_is_not_renewed() -> None:

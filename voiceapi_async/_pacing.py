@@ -14,16 +14,19 @@ reads the same shared count, so pacing by it needs no other coordination:
 - It spreads what is left evenly over the time left: ``b`` requests over ``t``
   seconds go ``t / (b + 1)`` apart, so the last goes out before the window ends. As
   others on the token use the count up, the spacing grows; it never plans above
-  the announced limit. What it knows is as old as its last answer: it takes off
-  what the others have likely used since, at the rate they used it between its
-  answers, so clients near the end of a window do not all spend the last
-  requests. It looks ahead at most twice its usual time between answers: a client
-  back from a pause goes on the count it last saw.
+  the announced limit.
 - **Bulk** requests leave a reserve (``RESERVE_PERCENT`` of the limit): at that
   many left they wait for the next window, so interactive requests on the same
   token still get through. Interactive requests may use the reserve and, after a
   pause, may go in a short burst (within the budget and the reserve), so a few
-  pages of a query do not queue behind the spacing.
+  pages of a query do not queue behind the spacing. Within the reserve, where
+  interactive clients compete for a window's last requests, a client that is busy
+  (its last answer younger than two spacings) also takes off what the others have
+  likely used since that answer, at the rate they used it between its answers, so
+  busy clients do not all spend the last request. The estimate never applies to a
+  client back from a pause (it goes on the count it last saw, and its next answer
+  tells the truth) nor to bulk requests (the reserve absorbs their overshoot), so
+  it cannot hold a client back on guesses alone.
 - Until the server announces a limit, the pacer assumes ``per_minute`` a minute.
   An explicit ``cap`` a minute is never exceeded in any 60 seconds, whatever the
   server announces.
@@ -49,7 +52,7 @@ RESERVE_PERCENT = 10
 MAX_LIMIT = 10_000_000
 """An announced limit above this is not believed."""
 _RATE_WEIGHT = 0.3
-_LOOK_AHEAD = 2.0
+_FRESH_SPACINGS = 2.0
 _DIGITS = 12
 
 
@@ -86,9 +89,9 @@ class Quota:
 
     limit: int
     """Requests a window: announced by the server, or assumed until it does."""
-    available: float
-    """Requests left in the window: the last answer's count, minus this client's sent
-    since and what others have likely used since."""
+    available: int
+    """Requests left in the window: the last answer's count, minus this client's
+    requests sent since."""
     left: float
     """Seconds until the window ends (a whole window when the next request starts one)."""
     announced: bool
@@ -128,8 +131,8 @@ class Pacer:
         self._basis = 0
         """The ticket whose answer gave ``_remaining``; later tickets are subtracted."""
         self._basis_at = 0.0
-        self._others_rate = 0.0
-        """Requests a second others on the token sent, between this client's answers."""
+        self._others_used = 0.0
+        """The usual count others on the token used between two of this client's answers."""
         self._answer_gap = 0.0
         """The usual seconds between two of this client's answers in a window."""
         self._issued = 0
@@ -156,13 +159,16 @@ class Pacer:
         wait = 0.0
         if self._cap_spacing is not None and self._last_issue is not None:
             wait = self._last_issue + self._cap_spacing - now
-        budget = quota.available - (reserve_for(quota.limit) if bulk else 0)
-        if budget <= 0:
+        known = self._known(quota, bulk)
+        if known <= 0:
             assert self._reset_at is not None  # a fresh window always has a budget
             until_reset = self._reset_at - now
             if until_reset <= 0:  # past the end but held (see _holding): look again soon
                 until_reset = self._window / quota.limit
             return max(wait, until_reset)
+        budget = self._estimated(now, quota, known, bulk)
+        if budget <= 0:  # others have likely taken the rest: look again once that is stale
+            return max(wait, self._stale_at(known) - now)
         interval = quota.left / (budget + 1)
         tokens = self._tokens_now(now, interval, bulk)
         if tokens < 1.0:
@@ -180,8 +186,8 @@ class Pacer:
             self._reset_at = now + self._window
             self._confirmed = False
         quota = self._quota(now)
-        budget = quota.available - (reserve_for(quota.limit) if bulk else 0)
-        interval = quota.left / (max(budget, 0) + 1)
+        budget = self._estimated(now, quota, self._known(quota, bulk), bulk)
+        interval = quota.left / (max(budget, 0.0) + 1)
         self._tokens = max(0.0, self._tokens_now(now, interval, bulk) - 1.0)
         self._tokens_at = now
         self._last_issue = now
@@ -208,6 +214,7 @@ class Pacer:
             retry_after: the seconds a 429 asks to wait (None: 1 s); at most a window.
         """
         now = self._clock()
+        self._settle(now)
         self._outstanding.discard(ticket.seq)
         announced = parse_count(limit)
         if announced is not None and 1 <= announced <= MAX_LIMIT:
@@ -241,6 +248,7 @@ class Pacer:
 
     def abandoned(self, ticket: Ticket) -> None:
         """Forget a request that got no answer (it still counts against the window)."""
+        self._settle(self._clock())
         self._outstanding.discard(ticket.seq)
 
     # -- the model -------------------------------------------------------------------
@@ -248,21 +256,42 @@ class Pacer:
     def _learn_others(self, now: float, used: int) -> None:
         """Fold in what others used between the last answer and this one."""
         elapsed = now - self._basis_at
-        if elapsed <= 0:
-            return
         weight = _RATE_WEIGHT if self._answer_gap else 1.0  # the first takes over the zeros
-        self._others_rate += weight * (max(0, used) / elapsed - self._others_rate)
+        self._others_used += weight * (max(0, used) - self._others_used)
         self._answer_gap += weight * (elapsed - self._answer_gap)
+
+    def _known(self, quota: Quota, bulk: bool) -> int:
+        """Return the requests this one may still plan by the last count (0 or less: none)."""
+        return quota.available - (reserve_for(quota.limit) if bulk else 0)
+
+    def _estimated(self, now: float, quota: Quota, known: int, bulk: bool) -> float:
+        """Return ``known``, less what others have likely used since the last answer.
+
+        Only for a busy interactive client within the reserve (see the module's
+        docstring); 0 or less means the others have likely taken the rest.
+        """
+        if bulk or not 0 < known <= reserve_for(quota.limit) or self._answer_gap <= 0:
+            return float(known)
+        if now >= self._stale_at(known):
+            return float(known)  # back from a pause: go on the count last seen
+        return known - self._others_used * (now - self._basis_at) / self._answer_gap
+
+    def _stale_at(self, known: int) -> float:
+        """Return when the last answer becomes older than two spacings of ``known``.
+
+        Solves ``t - basis_at = 2 * (reset_at - t) / (known + 1)`` for ``t``.
+        """
+        assert self._reset_at is not None  # only asked within a known window
+        spacings = _FRESH_SPACINGS
+        return (self._basis_at * (known + 1) + spacings * self._reset_at) / (known + 1 + spacings)
 
     def _quota(self, now: float) -> Quota:
         limit = self._limit if self._limit is not None else self._assumed
         announced = self._limit is not None
         if self._starts_window(now):
-            return Quota(limit, float(limit), self._window, announced)
+            return Quota(limit, limit, self._window, announced)
         assert self._reset_at is not None
-        since = min(now - self._basis_at, _LOOK_AHEAD * self._answer_gap)
-        others = self._others_rate * since
-        available = min(self._remaining, limit) - (self._issued - self._basis) - others
+        available = min(self._remaining, limit) - (self._issued - self._basis)
         left = self._reset_at - now
         if left <= 0:  # held: a window assumed to start has had no answer yet
             left = self._window
@@ -284,12 +313,27 @@ class Pacer:
         return not self._confirmed and any(seq >= self._window_seq for seq in self._outstanding)
 
     def _tokens_now(self, now: float, interval: float, bulk: bool) -> float:
-        """Return the burst credit now: one per ``interval`` since the last request."""
+        """Return the credit now: one per ``interval`` since the last event.
+
+        It grows past one only while nothing is in flight (up to the burst, within
+        the reserve), so a busy client whose answers come back in a clump does not
+        burst; credit already earned is kept.
+        """
         if bulk:
-            capacity = 1.0
+            ceiling = 1.0
+        elif self._outstanding:
+            ceiling = max(1.0, self._tokens)
         else:
             limit = self._limit if self._limit is not None else self._assumed
-            capacity = float(max(1, min(self._burst, reserve_for(limit))))
+            ceiling = float(max(1, min(self._burst, reserve_for(limit))))
         if interval <= 0:
-            return capacity
-        return min(capacity, self._tokens + (now - self._tokens_at) / interval)
+            return ceiling
+        return min(ceiling, self._tokens + (now - self._tokens_at) / interval)
+
+    def _settle(self, now: float) -> None:
+        """Bank the credit earned up to now, before what is in flight changes."""
+        quota = self._quota(now)
+        known = self._known(quota, False)
+        interval = quota.left / (max(self._estimated(now, quota, known, False), 0.0) + 1)
+        self._tokens = self._tokens_now(now, interval, False)
+        self._tokens_at = now

@@ -10,7 +10,7 @@ Needs the ``fastapi`` extra (``pip install 'voiceapi-async[fastapi]'``)::
         return await ndjson_response(open_stream(lambda: client.calls(start, end)))
 
 The lifespan opens one :class:`~voiceapi_async.VoiceClient` for the application (its
-session, in-flight limit and rate limiter are shared by every request) and closes
+session, in-flight limit and rate pacer are shared by every request) and closes
 it at shutdown. The responses fetch lazily, and stop fetching the moment the HTTP
 client disconnects.
 
