@@ -179,6 +179,10 @@ def test_answers_to_requests_from_before_a_window_are_stale() -> None:
     answer(pace, newer, 100, 50)
     answer(pace, old, 100, 51)  # counted earlier, answered later
     assert pace.quota().available == 50
+    second, third = pace.issue(bulk=False), pace.issue(bulk=False)
+    answer(pace, third, 100, 47)
+    answer(pace, second, 100, 48)  # the same, inside a window
+    assert pace.quota().available == 47
     clock.now += 30
     answer(pace, pace.issue(bulk=False), 100, 98)  # the window reset
     answer(pace, newer, 100, 3)  # a straggler from the old window
@@ -507,3 +511,24 @@ def _days(first: str, last: str) -> tuple[dt.datetime, dt.datetime]:
 
 def _auth() -> dict[str, str]:
     return {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_gets_no_answer_is_retried_under_pacing() -> None:
+    """A dropped connection leaves the pacer consistent: the retry goes, the page arrives."""
+    with aioresponses() as mocked:
+        calls = re.compile(r"^https://portal\.example\.test/api/v2/voice/calls\?.*$")
+        mocked.get(calls, response_class=EdgeResponse, exception=aiohttp.ServerDisconnectedError())
+        mocked.get(
+            calls,
+            response_class=EdgeResponse,
+            status=200,
+            body=one_day("calls_shape_a.json"),
+            headers={"Content-Type": "application/json"},
+        )
+        retry = RetryPolicy(attempts=2, wait_initial=0.0, wait_jitter=0.0)
+        async with VoiceClient(
+            base_url="https://portal.example.test/api/v2/", token=TOKEN, retry=retry
+        ) as client:
+            assert len(await client.calls("2019-06-11", "2019-06-11").collect()) == 2
+    assert (client.stats.requests, client.stats.retries) == (2, 1)

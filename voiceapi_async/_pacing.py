@@ -326,8 +326,6 @@ class Pacer:
         else:
             limit = self._limit if self._limit is not None else self._assumed
             ceiling = float(max(1, min(self._burst, reserve_for(limit))))
-        if interval <= 0:
-            return ceiling
         return min(ceiling, self._tokens + (now - self._tokens_at) / interval)
 
     def _settle(self, now: float) -> None:
