@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_audio.py
 	$(BIN)/python benchmarks/bench_quota.py
 	$(BIN)/python benchmarks/bench_fastapi_memory.py
+	$(BIN)/python benchmarks/bench_shared_quota.py
 
 ## mutation: mutation-test the redaction and protocol modules (slow; not part of `make test`)
 mutation: $(STAMP)

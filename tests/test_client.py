@@ -133,7 +133,7 @@ async def test_in_flight_limit_holds(sim: VoiceSimulator) -> None:
 
 @pytest.mark.asyncio
 async def test_rate_limit_holds(sim: VoiceSimulator) -> None:
-    """The client's rate limiter keeps the request rate under the configured one."""
+    """The rate_limit cap keeps the request rate under the configured one."""
     async with client_for(sim, per_page=10, rate_limit=600) as client:
         await client.calls("2024-03-01", "2024-03-02").collect()
     assert client.stats.requests >= 20
@@ -481,6 +481,27 @@ def test_max_response_bytes_setting() -> None:
         ClientConfig(
             base_url="https://x/api/v2/", token="abc", timezone="UTC", max_response_bytes=0
         )
+
+
+def test_pacing_settings_and_their_environment() -> None:
+    """By default the server's headers pace an interactive client; bulk and the window are set."""
+    env = {"VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/", "VOICEAPI_TOKEN": "abc"}
+    default = ClientConfig.from_env(env)
+    assert (default.rate_limit, default.bulk, default.rate_window) == (None, False, 60.0)
+    for text, value in (("1", True), ("Yes", True), ("on", True), ("0", False), ("off", False)):
+        assert ClientConfig.from_env({**env, "VOICEAPI_BULK": text}).bulk is value
+    config = ClientConfig.from_env(
+        {**env, "VOICEAPI_RATE_WINDOW": "10", "VOICEAPI_RATE_LIMIT": "0"}
+    )
+    assert (config.rate_window, config.rate_limit) == (10.0, 0)
+    with pytest.raises(ValueError, match="VOICEAPI_BULK='maybe'"):
+        ClientConfig.from_env({**env, "VOICEAPI_BULK": "maybe"})
+    with pytest.raises(ValueError, match="rate_window"):
+        ClientConfig(base_url="https://x/api/v2/", token="abc", timezone="UTC", rate_window=0.0)
+    with pytest.raises(TypeError, match="bulk"):
+        ClientConfig(base_url="https://x/api/v2/", token="abc", timezone="UTC", bulk="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="rate_limit"):
+        ClientConfig(base_url="https://x/api/v2/", token="abc", timezone="UTC", rate_limit=9.5)  # type: ignore[arg-type]
 
 
 def test_config_from_env_and_validation() -> None:

@@ -144,6 +144,21 @@ _AT_LEAST_ONE = _whole_number(1)
 _NOT_NEGATIVE_INT = _whole_number(0)
 
 
+def _check_rate_limit(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _NOT_NEGATIVE_INT(instance, attribute, value)
+
+
+def _flag(text: str) -> bool:
+    """Read a yes/no environment value (1/0, true/false, yes/no, on/off)."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
 def _check_per_page(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -195,7 +210,11 @@ class ClientConfig:
             to read).
         max_in_flight: requests in flight at once, across all windows.
         max_windows: windows (days) read at once.
-        rate_limit: requests a minute, shared by every request of the client (0: none).
+        rate_limit: a hard cap in requests a minute, shared by every request of the
+            client, never exceeded in any 60 seconds. ``None`` (the default): no cap
+            of its own; the client paces by the limit the server announces
+            (``X-RateLimit-*`` headers), assuming 1000 a minute until it does.
+            ``0``: no pacing at all (only 429s slow it down).
         retry: the retry policy.
         connect_timeout: seconds to connect, per attempt.
         read_timeout: seconds to wait for more of a response, per attempt.
@@ -224,6 +243,12 @@ class ClientConfig:
             deadline).
         audio_renewals: times an expired audio link is renewed (by fetching its
             recording again) before the download is reported as expired.
+        bulk: pace requests as bulk work: leave a reserve of the token's quota (10%
+            of the limit) for interactive clients on the same token, and wait for
+            the next window instead. Interactive clients (the default) may use the
+            reserve. A stream's ``bulk=`` overrides it; the backfill sets it.
+        rate_window: the server's rate-limit window in seconds (a minute on the
+            API; for a simulator that counts a shorter one).
     """
 
     base_url: str = attrs.field(converter=_base_url)
@@ -234,7 +259,7 @@ class ClientConfig:
     max_per_page: int = attrs.field(default=1_000, validator=_AT_LEAST_ONE)
     max_in_flight: int = attrs.field(default=16, validator=_AT_LEAST_ONE)
     max_windows: int = attrs.field(default=8, validator=_AT_LEAST_ONE)
-    rate_limit: int = attrs.field(default=900, validator=_NOT_NEGATIVE_INT)
+    rate_limit: int | None = attrs.field(default=None, validator=_check_rate_limit)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     connect_timeout: float = attrs.field(default=10.0, validator=_POSITIVE)
     read_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
@@ -254,6 +279,8 @@ class ClientConfig:
     audio_max_bytes: int = attrs.field(default=DEFAULT_AUDIO_MAX_BYTES, validator=_AT_LEAST_ONE)
     audio_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
     audio_renewals: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
+    bulk: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    rate_window: float = attrs.field(default=60.0, validator=_POSITIVE)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         """Refuse a missing time zone with a message saying where to find it.
@@ -275,8 +302,9 @@ class ClientConfig:
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
         ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``,
         ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request), ``VOICEAPI_AUDIO_MAX_IN_FLIGHT``,
-        ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT`` and
-        ``VOICEAPI_AUDIO_RENEWALS``.
+        ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT``,
+        ``VOICEAPI_AUDIO_RENEWALS``, ``VOICEAPI_BULK`` (1/0, true/false, yes/no,
+        on/off) and ``VOICEAPI_RATE_WINDOW``.
 
         ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN`` and ``VOICEAPI_TIMEZONE`` (the
         account's time zone, from the account's settings in the provider's dashboard)
@@ -336,4 +364,6 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "audio_max_bytes": int,
     "audio_timeout": float,
     "audio_renewals": int,
+    "bulk": _flag,
+    "rate_window": float,
 }

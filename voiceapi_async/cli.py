@@ -146,7 +146,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--rate-limit",
             type=click.IntRange(min=0),
             default=None,
-            help="requests a minute (default 900; 0 for none)",
+            help="at most this many requests a minute (default: as the server's "
+            "X-RateLimit headers allow; 0: no pacing)",
         ),
         click.option(
             "--per-page",
@@ -382,6 +383,13 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
     is_flag=True,
     help="download each recording's audio to OUT/audio/date=YYYY-MM-DD/ (recordings only)",
 )
+@click.option(
+    "--bulk/--no-bulk",
+    default=True,
+    show_default=True,
+    help="pace as bulk work, leaving 10% of the token's quota to interactive clients "
+    "(--no-bulk: may use it too)",
+)
 def backfill_command(
     what: str,
     start: Bound | None,
@@ -397,6 +405,7 @@ def backfill_command(
     rebuild: bool,
     verify_files: bool,
     audio: bool,
+    bulk: bool,
     **kwargs: Any,
 ) -> None:
     """Export whole days of calls, recordings or both into partitioned files, resumably."""
@@ -442,6 +451,7 @@ def backfill_command(
                 rebuild=rebuild,
                 verify_files=verify_files,
                 audio=audio,
+                bulk=bulk,
             )
         )
     except SettingsMismatchError as exc:
@@ -742,6 +752,7 @@ async def _backfill(
     rebuild: bool = False,
     verify_files: bool = False,
     audio: bool = False,
+    bulk: bool = True,
 ) -> dict[Report, Summary]:
     summaries: dict[Report, Summary] = {}
     manifest_path = state or out_dir / "_manifest.sqlite"
@@ -768,6 +779,7 @@ async def _backfill(
                     verify=verify_files,
                     lock=lock,
                     audio=audio,
+                    bulk=bulk,
                 )
                 for report in plans
             }

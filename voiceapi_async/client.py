@@ -59,6 +59,10 @@ class ClientStats:
         """Requests sent for every 1,000 records delivered (None before any record)."""
         return 1000 * self.requests / self.records if self.records else None
 
+    paced_seconds: float = 0.0
+    """Seconds requests waited for the token's quota (the pacer and the ``rate_limit``
+    cap), summed over requests (concurrent waits add up); 429 pauses not included."""
+
 
 PAGE_BUDGET_PER_SLOT = 4
 """Pages per request slot a stream may hold between fetch and hand-off, at 100 a page.
@@ -82,7 +86,7 @@ class VoiceClient:
     """An asyncio client for the Voice API's call-log and recording reports.
 
     One client holds one ``aiohttp.ClientSession`` (created inside the running
-    loop), one in-flight limit and one rate limiter shared by all its streams::
+    loop), one in-flight limit and one rate pacer shared by all its streams::
 
         async with VoiceClient(base_url=..., token=..., timezone="Asia/Kolkata") as client:
             async for call in client.calls("2024-01-01", "2024-01-31"):
@@ -181,6 +185,7 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Call]:
         """Stream the calls whose ``end_at`` falls in ``start``..``end`` (both inclusive).
 
@@ -193,6 +198,8 @@ class VoiceClient:
             end: the last day (inclusive), or an aware datetime.
             ordered: chronological by window, then page (True); or as pages complete.
             max_items: stop after this many records.
+            bulk: pace this stream's requests as bulk work, leaving the token's
+                reserve to interactive clients (None: the client's ``bulk`` setting).
 
         Raises:
             TypeError: a naive datetime, or a value of the wrong type.
@@ -200,7 +207,9 @@ class VoiceClient:
                 9999-12-30, or the range covers more than ``max_days`` days.
             RuntimeError: the client is closed.
         """
-        return self._stream(Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items)
+        return self._stream(
+            Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items, bulk=bulk
+        )
 
     def recordings(
         self,
@@ -209,13 +218,20 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Recording]:
         """Stream the recordings whose ``created_at`` falls in ``start``..``end``.
 
         Same arguments and errors as :meth:`calls`.
         """
         return self._stream(
-            Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
+            Report.RECORDINGS,
+            Recording,
+            start,
+            end,
+            ordered=ordered,
+            max_items=max_items,
+            bulk=bulk,
         )
 
     async def download_audio(
@@ -328,9 +344,11 @@ class VoiceClient:
         *,
         ordered: bool,
         max_items: int | None,
+        bulk: bool | None,
     ) -> RecordStream[RecordT]:
         self._check_open()
         config = self.config
+        paced_as_bulk = config.bulk if bulk is None else bulk
         windows = plan_range(
             report,
             start,
@@ -346,8 +364,12 @@ class VoiceClient:
 
         field = _FILTERED_BY[report]
         zone = self._converter.timezone
+
+        async def fetch(window: Window, page: int) -> PageData:
+            return await self._fetch(window, page, bulk=paced_as_bulk)
+
         reader = WindowReader(
-            fetch=self._fetch,
+            fetch=fetch,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
@@ -400,7 +422,7 @@ class VoiceClient:
             on_page=self._count,
         )
 
-    async def _fetch(self, window: Window, page: int) -> PageData:
+    async def _fetch(self, window: Window, page: int, *, bulk: bool) -> PageData:
         self._check_open()
         config = self.config
         spec = build_request(
@@ -412,7 +434,7 @@ class VoiceClient:
             per_page=self._ask,
             user_agent=config.user_agent,
         )
-        data = await self._transport.get_page(spec)
+        data = await self._transport.get_page(spec, bulk=bulk)
         if data.shape is not Shape.BARE_LIST:
             applied = data.numbers.per_page
             self._applied = applied

@@ -86,6 +86,7 @@ def test_command_applies_its_options() -> None:
             "--calls-per-day=9",
             "--rate-limit=0",
             "--rate-mode=sliding",
+            "--rate-window=2.5",
             "--per-page-max=25",
             "--faults=demo",
             "--latency-ms=5",
@@ -106,7 +107,7 @@ def test_command_applies_its_options() -> None:
         "Europe/Berlin",
     )
     assert (config.calls_per_day, config.rate_limit, config.per_page_max) == (9, 0, 25)
-    assert config.rate_mode == "sliding"
+    assert (config.rate_mode, config.rate_window) == ("sliding", 2.5)
     assert (config.faults.latency_ms, config.faults.reset, config.faults.server_error) == (
         5.0,
         0.5,
@@ -137,6 +138,8 @@ def test_command_defaults_are_the_simulators() -> None:
         (["serve", "--server-error", "1.5"], "Invalid value for '--server-error': 1.5 is not in"),
         (["serve", "--latency-ms", "nan"], "'--latency-ms': must be 0 or more, not nan"),
         (["serve", "--latency-ms", "soon"], "'--latency-ms': 'soon' is not a valid float"),
+        (["serve", "--rate-window", "0"], "'--rate-window': must be a positive number"),
+        (["serve", "--rate-window", "nan"], "'--rate-window': must be a positive number"),
         (["serve", "--audio-size", "9-3"], "'--audio-size': must be MIN-MAX"),
         (["serve", "--audio-size", "big"], "'--audio-size': 'big' is not a size"),
         (["serve", "--timezone", "Mars/Olympus_Mons"], "'Mars/Olympus_Mons' is not a time zone"),

@@ -175,6 +175,9 @@ class Backfill:
             ``OUT/audio/date=YYYY-MM-DD/<id><extension>`` (the day of its
             ``created_at``); its rows name the file and its SHA-256. Pinned with
             the settings; a recordings window is done only once all its audio is in place.
+        bulk: pace the run's requests as bulk work (the default): they leave a
+            reserve of the token's quota (10% of the limit) to interactive clients
+            on the same token; ``False`` lets them use it too.
 
     A done window is skipped only when it was written in this run's settings and
     its file is there with the recorded size (and, with ``verify``, checksum);
@@ -197,6 +200,7 @@ class Backfill:
         verify: bool = False,
         lock: OutputLock | None = None,
         audio: bool = False,
+        bulk: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
@@ -210,6 +214,7 @@ class Backfill:
         self.progress: Progress = progress or _Silent()
         self.settings = DatasetSettings.of(fmt, timezone or client.config.timezone, audio=audio)
         self.audio = audio
+        self.bulk = bulk
         self.rebuild = rebuild
         self.verify = verify
         self.lock = lock
@@ -475,8 +480,8 @@ class Backfill:
         self, start: pendulum.DateTime, end: pendulum.DateTime, report: Report
     ) -> RecordStream[Call] | RecordStream[Recording]:
         if report is Report.CALLS:
-            return self.client.calls(start, end)
-        return self.client.recordings(start, end)
+            return self.client.calls(start, end, bulk=self.bulk)
+        return self.client.recordings(start, end, bulk=self.bulk)
 
     @contextlib.contextmanager
     def _settling(self, key: str) -> Iterator[None]:

@@ -16,7 +16,7 @@ required; without one, the application fails at startup with a
 :class:`~voiceapi_async.ConfigError` saying which and where to find it.
 
 The lifespan opens one :class:`~voiceapi_async.VoiceClient` for the application (its
-session, in-flight limit and rate limiter are shared by every request) and closes
+session, in-flight limit and rate pacer are shared by every request) and closes
 it at shutdown. The responses fetch lazily, and stop fetching the moment the HTTP
 client disconnects.
 

@@ -50,6 +50,13 @@ def _not_negative(ctx: click.Context, param: click.Parameter, value: float | Non
     return value
 
 
+def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse zero, a negative number, infinity and ``nan``."""
+    if not 0 < value < float("inf"):
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}")
+    return value
+
+
 def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     """Read ``MIN[-MAX]`` bytes, both at least 1."""
     low, _, high = value.partition("-")
@@ -113,6 +120,7 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
         per_page_max=options["per_page_max"],
         rate_limit=options["rate_limit"],
         rate_mode=options["rate_mode"],
+        rate_window=options["rate_window"],
         audio_size=options["audio_size"],
         audio_expiry=options["audio_expiry"],
         faults=faults,
@@ -168,7 +176,16 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
     default=1000,
     show_default=True,
     metavar="N",
-    help="requests a minute per token before 429, 0 for none",
+    help="requests a window (--rate-window) per token before 429, 0 for none",
+)
+@click.option(
+    "--rate-window",
+    type=float,
+    callback=_positive,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="the rate-limit window; scale it down with --rate-limit to shorten experiments",
 )
 @click.option(
     "--rate-mode",

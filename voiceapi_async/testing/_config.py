@@ -62,8 +62,11 @@ class SimulatorConfig:
         shape: the response shape served: A (bare list), B (paginator) or C (resource).
         per_page_default: the page size when the request names none.
         per_page_max: the largest page size applied (the echoed ``per_page`` tells).
-        rate_limit: requests a minute per token before 429 (0 for no limit).
-        rate_window: the rate-limit window in seconds (60 on the real server).
+        rate_limit: requests a window per token before 429 (0 for no limit). Every
+            answer to a report request with the right token, 429s and errors
+            included, carries ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining``.
+        rate_window: the rate-limit window in seconds (60 on the real server; scale
+            it down with ``rate_limit`` for shorter experiments).
         rate_mode: ``"fixed"`` (the server framework's throttle: a window starts with
             a token's first request and resets whole) or ``"sliding"`` (at most
             ``rate_limit`` requests in any ``rate_window`` seconds).
