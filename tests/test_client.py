@@ -485,7 +485,11 @@ def test_max_response_bytes_setting() -> None:
 
 def test_pacing_settings_and_their_environment() -> None:
     """By default the server's headers pace an interactive client; bulk and the window are set."""
-    env = {"VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/", "VOICEAPI_TOKEN": "abc"}
+    env = {
+        "VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/",
+        "VOICEAPI_TOKEN": "abc",
+        "VOICEAPI_TIMEZONE": "UTC",
+    }
     default = ClientConfig.from_env(env)
     assert (default.rate_limit, default.bulk, default.rate_window) == (None, False, 60.0)
     for text, value in (("1", True), ("Yes", True), ("on", True), ("0", False), ("off", False)):

@@ -490,7 +490,7 @@ async def test_garbage_rate_limit_headers_are_ignored(headers: dict[str, str]) -
             repeat=True,
         )
         async with VoiceClient(
-            base_url="https://portal.example.test/api/v2/", token=TOKEN
+            base_url="https://portal.example.test/api/v2/", token=TOKEN, timezone=ZONE
         ) as client:
             for _ in range(3):
                 assert len(await client.calls("2019-06-11", "2019-06-11").collect()) == 2
@@ -528,7 +528,7 @@ async def test_a_request_that_gets_no_answer_is_retried_under_pacing() -> None:
         )
         retry = RetryPolicy(attempts=2, wait_initial=0.0, wait_jitter=0.0)
         async with VoiceClient(
-            base_url="https://portal.example.test/api/v2/", token=TOKEN, retry=retry
+            base_url="https://portal.example.test/api/v2/", token=TOKEN, timezone=ZONE, retry=retry
         ) as client:
             assert len(await client.calls("2019-06-11", "2019-06-11").collect()) == 2
     assert (client.stats.requests, client.stats.retries) == (2, 1)
