@@ -25,7 +25,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from voiceapi_async.backfill._errors import LockHolder, OutputLockedError, os_error
+from voiceapi_async.backfill._errors import LockHolder, OutputError, OutputLockedError, os_error
 from voiceapi_async.backfill._files import TMP_DIR
 
 LOCK_FILE = "_lock"
@@ -116,6 +116,9 @@ class OutputLock:
             self._close_owner()
             os.close(fd)
             raise os_error(exc, "write", path) from None
+        except OutputError:
+            os.close(fd)
+            raise
         self._fd = fd
         return holder
 
@@ -147,11 +150,15 @@ class OutputLock:
         so no other run ever sees it without a live owner.
         """
         draft = self.out_dir / TMP_DIR / f".{self.run_id}"
-        draft.mkdir(parents=True)
-        owner = os.open(draft / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(owner, fcntl.LOCK_EX)
-        self._owner_fd = owner
-        draft.rename(self.tmp_dir)
+        try:
+            draft.mkdir(parents=True)
+            owner = os.open(draft / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            self._owner_fd = owner
+            draft.rename(self.tmp_dir)
+        except OSError as exc:
+            self._close_owner()
+            raise os_error(exc, "create a temporary folder in", draft.parent) from None
 
     def _close_owner(self) -> None:
         if self._owner_fd is not None:

@@ -111,7 +111,9 @@ class Account:
         base_url: the API root, like ``https://portal.example.com/api/v2/``.
         timezone: the account's time zone: its days, windows and partitions.
         settings: other :class:`~voiceapi_async.ClientConfig` fields for its client
-            (``rate_limit``, ``max_in_flight``, ``retry``, ...).
+            (``rate_limit``, ``max_in_flight``, ``retry``, ...). They override the
+            ``VOICEAPI_*`` environment variables, which apply to every account as
+            in the command (``ClientConfig.from_env``).
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -121,8 +123,12 @@ class Account:
     settings: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_settings)
 
     def client_config(self, token: str) -> ClientConfig:
-        """Return the account's client settings with ``token``."""
-        return ClientConfig(
+        """Return the account's client settings with ``token``.
+
+        Raises:
+            ValueError: a bad setting (named in the message, never the token).
+        """
+        return ClientConfig.from_env(
             base_url=self.base_url, token=token, timezone=self.timezone, **self.settings
         )
 
@@ -143,7 +149,7 @@ def voiceapi_definitions(
     out: str | Path,
     start_date: str | dt.date,
     *,
-    format: str = "parquet",  # noqa: A002 (the command's --format)
+    format: str = "parquet",
     compress: bool = False,
     audio: bool = False,
     lookback_days: int = 3,
@@ -184,7 +190,7 @@ def voiceapi_definitions(
         raise ValueError(f"lookback_days must be 1 or more, not {lookback_days}")
     if not _PREFIX.fullmatch(key_prefix):
         raise ValueError(f"key_prefix {key_prefix!r} must be letters, digits and '_'")
-    get_format(format, compress=compress)  # a bad format fails here, not in every step
+    get_format(format, compress=compress, timezone="UTC")  # fails here, not in every step
     first_day = start_date if isinstance(start_date, dt.date) else dt.date.fromisoformat(start_date)
     for account in accounts:
         account.client_config(_PLACEHOLDER_TOKEN)  # bad settings fail at load time
@@ -203,7 +209,6 @@ def voiceapi_definitions(
         dg.define_asset_job(
             f"{zone_set.name}_job",
             selection=dg.AssetSelection.assets(*zone_set.assets),
-            partitions_def=zone_set.partitions,
             description=f"Back up the accounts of {zone_set.zone}, a day of an account a run.",
         )
         for zone_set in sets
@@ -318,11 +323,11 @@ class _ZoneSet:
         if summary.failed:
             key, error = summary.failed[0]
             raise dg.Failure(f"{account.name} {key}: {error}")
-        assert entry is not None and entry.output is not None and entry.size is not None
+        assert entry is not None  # the window was just written
+        assert entry.output is not None
         path = self.export.out / account.name / entry.output
         context.log.info(
-            f"{account.name} {entry.key}: {entry.records} records in {entry.pages} pages "
-            f"-> {path}"
+            f"{account.name} {entry.key}: {entry.records} records in {entry.pages} pages -> {path}"
         )
         common = {"account": account.name, "timezone": account.timezone, "window": entry.key}
         yield dg.MaterializeResult(
