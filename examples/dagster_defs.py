@@ -15,8 +15,9 @@ Without an account, serve the bundled simulator in another terminal
 Each partition (``main|2024-03-05``) is one day of one account, written to
 ``dagster-export/main/<report>/date=2024-03-05/part-0.parquet`` exactly as
 ``voiceapi backfill --out dagster-export/main --format parquet`` writes it. The
-schedule ``voiceapi_asia_kolkata_schedule`` (off until you turn it on) reads the
-last three complete days again every night at 02:00 in the account's zone.
+schedule ``voiceapi_asia_kolkata_schedule`` (named after the zone; off until you
+turn it on) reads the last three complete days again every night at 02:00 in the
+account's zone.
 """
 
 from __future__ import annotations

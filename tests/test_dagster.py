@@ -136,7 +136,6 @@ def test_the_package_imports_without_dagster() -> None:
         import voiceapi_async.export
         assert not [m for m in sys.modules if m.split(".")[0] == "dagster"]
         sys.meta_path.insert(0, NoDagster())
-        import voiceapi_async.contrib.fastapi
         try:
             import voiceapi_async.contrib.dagster
         except ModuleNotFoundError as exc:

@@ -60,6 +60,7 @@ from voiceapi_async.backfill import (
     OutputLock,
     Summary,
     WindowEntry,
+    WindowState,
     plan,
 )
 from voiceapi_async.export import get_format
@@ -319,12 +320,12 @@ class _ZoneSet:
             windows = plan(report, day, day, account.timezone, safety_lag=self.export.safety_lag)
         except ValueError as exc:
             raise dg.Failure(str(exc)) from None
-        summary, entry, audio = asyncio.run(self._run(account, token, windows))
+        summary, entry = asyncio.run(self._run(account, token, windows))
         if summary.failed:
             key, error = summary.failed[0]
             raise dg.Failure(f"{account.name} {key}: {error}")
-        assert entry is not None  # the window was just written
-        assert entry.output is not None
+        if entry is None or entry.state is not WindowState.DONE or entry.output is None:
+            raise dg.Failure(f"{account.name} {windows[0].key} was not written: run it again")
         path = self.export.out / account.name / entry.output
         context.log.info(
             f"{account.name} {entry.key}: {entry.records} records in {entry.pages} pages -> {path}"
@@ -344,25 +345,25 @@ class _ZoneSet:
             },
         )
         if len(specs) > 1:
-            files, size = audio
+            # The day's folder holds exactly the window's files (temporary ones live in _tmp).
+            folder = self.export.out / account.name / "audio" / path.parent.name
+            files = [file for file in folder.glob("*") if file.is_file()]
             yield dg.MaterializeResult(
                 asset_key=specs[1].key,
                 metadata={
                     **common,
-                    "files": files,
-                    "bytes": size,
+                    "files": len(files),
+                    "bytes": sum(file.stat().st_size for file in files),
                     "downloaded": summary.audio_files,
                     "already_present": summary.audio_present,
                     "not_presigned": summary.audio_unsigned,
-                    "path": dg.MetadataValue.path(
-                        str(self.export.out / account.name / "audio" / path.parent.name)
-                    ),
+                    "path": dg.MetadataValue.path(str(folder)),
                 },
             )
 
     async def _run(
         self, account: Account, token: str, windows: list[Window]
-    ) -> tuple[Summary, WindowEntry | None, tuple[int, int]]:
+    ) -> tuple[Summary, WindowEntry | None]:
         """Run the day's window through the backfill, sharing the dataset with other steps."""
         out_dir = self.export.out / account.name
         fmt = get_format(self.export.format, compress=self.export.compress, timezone=self.zone)
@@ -382,9 +383,7 @@ class _ZoneSet:
                     audio=self.export.audio,
                 )
                 summary = await runner.run(windows)
-            entry = manifest.entry(windows[0].key)
-            own = [f for f in manifest.audio_files().values() if f.window_key == windows[0].key]
-        return summary, entry, (len(own), sum(f.size for f in own))
+            return summary, manifest.entry(windows[0].key)
 
     def lookback(
         self, lookback_days: int
