@@ -479,8 +479,8 @@ RATE_WINDOW = 2.0
 """The simulator's limit: 20 requests every 2 seconds (a minute, scaled down)."""
 
 
-def example_job() -> dg.JobDefinition:
-    """The example's job, rebuilt in every process of the multiprocess executor."""
+def example_defs() -> dg.Definitions:
+    """The definitions of ``examples/dagster_defs.py``, as ``dagster dev -f`` loads them."""
     spec = importlib.util.spec_from_file_location(
         "dagster_defs", ROOT / "examples" / "dagster_defs.py"
     )
@@ -489,7 +489,26 @@ def example_job() -> dg.JobDefinition:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     defs: dg.Definitions = module.defs
-    return defs.resolve_job_def("voiceapi_asia_kolkata_job")
+    return defs
+
+
+def example_job() -> dg.JobDefinition:
+    """The example's job, rebuilt in every process of the multiprocess executor."""
+    return example_defs().resolve_job_def("voiceapi_asia_kolkata_job")
+
+
+def test_the_example_backs_up_one_account_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The example reads the address, zone and output from VOICEAPI_* and names no token."""
+    monkeypatch.setenv("VOICEAPI_BASE_URL", "http://127.0.0.1:1/api/v2/")
+    monkeypatch.setenv("VOICEAPI_TIMEZONE", "UTC")
+    monkeypatch.setenv("VOICEAPI_DAGSTER_OUT", str(tmp_path))
+    monkeypatch.delenv("VOICEAPI_TOKEN", raising=False)  # read by steps, not at load time
+    defs = example_defs()
+    assert sorted(assets_by_key(defs)) == ["voiceapi/utc/calls", "voiceapi/utc/recordings"]
+    assert assets_by_key(defs)["voiceapi/utc/calls"].op.pool == "voiceapi-VOICEAPI_TOKEN"
+    assert defs.resolve_schedule_def("voiceapi_utc_schedule").execution_timezone == "UTC"
 
 
 @pytest.mark.xfail(
