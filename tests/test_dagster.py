@@ -154,6 +154,40 @@ def test_the_package_imports_without_dagster() -> None:
     assert done.stdout.strip() == "refused: dagster"
 
 
+def test_retries_print_nothing_where_dagster_brought_structlog() -> None:
+    """Retries print nothing even where structlog is installed: stamina keeps to logging."""
+    script = textwrap.dedent(
+        """
+        import asyncio, importlib.util
+        from voiceapi_async import RetryPolicy, VoiceClient
+        from voiceapi_async.testing import Faults
+        from voiceapi_async.testing._plugin import serve_in_thread
+
+        assert importlib.util.find_spec("structlog") is not None  # a dependency of dagster
+        TOKEN = "retry-token-3b1f"
+        fast = RetryPolicy(attempts=8, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
+
+        async def main(url):
+            async with VoiceClient(base_url=url, token=TOKEN, rate_limit=0, retry=fast) as c:
+                await c.calls("2024-03-01", "2024-03-07").collect()
+                return c.stats.retries
+
+        with serve_in_thread(token=TOKEN, faults=Faults(server_error=0.3)) as sim:
+            assert asyncio.run(main(sim.base_url)) > 0
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+
+
 # -- the files: the command's, byte for byte ------------------------------------------------
 
 

@@ -36,6 +36,11 @@ logger.addHandler(logging.NullHandler())
 # stamina reports each scheduled retry on its own logger; without this, an
 # application that never configured logging would see them on stderr.
 logging.getLogger("stamina").addHandler(logging.NullHandler())
+# With structlog installed (dagster depends on it), stamina would report through
+# structlog, which prints to stdout until the application configures it: into
+# `voiceapi calls > file`. Keep its reports on that standard logger (an application
+# may set other hooks after importing this package).
+stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
 
 _DEFAULT_RETRY_AFTER = 1.0
 _EXCERPT_BYTES = 1024
