@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_cli import partition_hashes, voiceapi
-from voiceapi_async import ClientConfig, RetryPolicy
+from voiceapi_async import RetryPolicy
 from voiceapi_async.backfill import Manifest, OutputLock, OutputLockedError
 from voiceapi_async.contrib.dagster import Account, voiceapi_definitions
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
@@ -38,8 +38,6 @@ DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
 FAST = RetryPolicy(attempts=3, wait_initial=0.0, wait_max=0.01, wait_jitter=0.0)
 QUICK = {"rate_limit": 0, "retry": FAST}
 """Client settings for tests that are not about the rate limit."""
-PACING = "rate_window" in attrs.fields_dict(ClientConfig)
-"""Whether the client paces itself by the server's X-RateLimit headers (issue 16, item 1)."""
 
 
 @pytest.fixture
@@ -154,40 +152,6 @@ def test_the_package_imports_without_dagster() -> None:
     assert done.stdout.strip() == "refused: dagster"
 
 
-def test_retries_print_nothing_where_dagster_brought_structlog() -> None:
-    """Retries print nothing even where structlog is installed: stamina keeps to logging."""
-    script = textwrap.dedent(
-        """
-        import asyncio, importlib.util
-        from voiceapi_async import RetryPolicy, VoiceClient
-        from voiceapi_async.testing import Faults
-        from voiceapi_async.testing._plugin import serve_in_thread
-
-        assert importlib.util.find_spec("structlog") is not None  # a dependency of dagster
-        TOKEN = "retry-token-3b1f"
-        fast = RetryPolicy(attempts=8, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0)
-
-        async def main(url):
-            async with VoiceClient(base_url=url, token=TOKEN, rate_limit=0, retry=fast) as c:
-                await c.calls("2024-03-01", "2024-03-07").collect()
-                return c.stats.retries
-
-        with serve_in_thread(token=TOKEN, faults=Faults(server_error=0.3)) as sim:
-            assert asyncio.run(main(sim.base_url)) > 0
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (done.stdout, done.stderr) == ("", "")
-
-
 # -- the files: the command's, byte for byte ------------------------------------------------
 
 
@@ -233,7 +197,9 @@ def test_materialisation_metadata_describes_the_file(
     sim: VoiceSimulator, token_env: str, tmp_path: Path
 ) -> None:
     """Records, pages, bytes, checksum, time zone and path are the written file's."""
-    other = Account("zulu", token_env=token_env, base_url=sim.base_url, settings=QUICK)
+    other = Account(
+        "zulu", token_env=token_env, base_url=sim.base_url, timezone="UTC", settings=QUICK
+    )
     defs = voiceapi_definitions(
         [acme(sim, token_env), other], tmp_path, DAYS[0], format="parquet", audio=True
     )
@@ -300,7 +266,7 @@ def test_one_asset_set_per_time_zone_with_a_pool_named_after_its_tokens(
     accounts = [
         acme(sim, token_env),
         Account("bravo", token_env="VOICEAPI_TOKEN_BRAVO", base_url=sim.base_url, timezone=TZ),
-        Account("zulu", token_env="VOICEAPI_TOKEN_ZULU", base_url=sim.base_url),
+        Account("zulu", token_env="VOICEAPI_TOKEN_ZULU", base_url=sim.base_url, timezone="UTC"),
     ]
     defs = voiceapi_definitions(accounts, tmp_path, "2024-03-01")
     assets = assets_by_key(defs)
@@ -380,10 +346,10 @@ def test_the_schedule_materialises_the_last_days_of_every_account(
         (lambda a: voiceapi_definitions([a], "out", "2024-03-01", key_prefix="a/b"), "key_prefix"),
         (lambda a: voiceapi_definitions([a], "out", "2024-03-01", format="xml"), "xml"),
         (lambda a: voiceapi_definitions([a], "out", "March"), "March"),
-        (lambda a: Account("a/b", token_env="T", base_url="http://h/"), "account name"),
-        (lambda a: Account("a", token_env="abc def", base_url="http://h/"), "token_env"),
+        (lambda a: Account("a/b", "T", "http://h/", "UTC"), "account name"),
+        (lambda a: Account("a", "abc def", "http://h/", "UTC"), "token_env"),
         (
-            lambda a: Account("a", token_env="T", base_url="http://h/", settings={"token": "x"}),
+            lambda a: Account("a", "T", "http://h/", "UTC", settings={"token": "x"}),
             "must not hold token",
         ),
         (
@@ -413,7 +379,7 @@ def test_the_schedule_materialises_the_last_days_of_every_account(
 )
 def test_bad_definitions_fail_at_load_time(call: Any, message: str) -> None:
     """Mistakes in the configuration fail when the definitions load, with what to fix."""
-    account = Account("a", token_env="T", base_url="http://127.0.0.1:1/api/v2/")
+    account = Account("a", token_env="T", base_url="http://127.0.0.1:1/api/v2/", timezone="UTC")
     with pytest.raises(ValueError, match=message):
         call(account)
 
@@ -432,8 +398,8 @@ def test_a_step_fails_clearly_without_its_token_or_on_a_failed_window(
     with serve_in_thread(config) as failing, dg.instance_for_test() as instance:
         defs = voiceapi_definitions(
             [
-                Account("acme", token_env=token_env, base_url=failing.base_url, settings=QUICK),
-                Account("nokey", token_env="VOICEAPI_TOKEN_NOKEY", base_url=failing.base_url),
+                Account("acme", token_env, failing.base_url, "UTC", settings=QUICK),
+                Account("nokey", "VOICEAPI_TOKEN_NOKEY", failing.base_url, "UTC"),
             ],
             tmp_path,
             today - dt.timedelta(days=3),
@@ -545,11 +511,6 @@ def test_the_example_backs_up_one_account_from_the_environment(
     assert defs.resolve_schedule_def("voiceapi_utc_schedule").execution_timezone == "UTC"
 
 
-@pytest.mark.xfail(
-    not PACING,
-    reason="needs the client to pace itself by X-RateLimit headers (issue 16, item 1)",
-    strict=False,
-)
 def test_parallel_steps_on_one_token_meet_no_429_after_the_first_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,3 +112,25 @@ async def test_an_admission_holds_a_token_for_its_block_and_gives_it_back() -> N
     async with admission.holding():
         assert gate.free == 1  # the head passes without a token
     assert gate.free == 1
+
+
+@pytest.mark.asyncio
+async def test_a_larger_budget_admits_waiters_at_once_and_a_smaller_one_as_tokens_return() -> None:
+    """resize(): growing hands the new tokens to waiters; shrinking takes back returns first."""
+    gate = PageGate(1)
+    assert await gate.admit(0) is True
+    waiting = [asyncio.create_task(gate.admit(0)) for _ in range(2)]
+    await settle()
+    gate.resize(3)
+    assert [await task for task in waiting] == [True, True]
+    assert gate.free == 0
+    gate.resize(1)  # three held, one allowed: the next two returns are kept
+    later = asyncio.create_task(gate.admit(0))
+    gate.release()
+    gate.release()
+    await settle()
+    assert not later.done()
+    gate.release()
+    assert await later is True
+    with pytest.raises(ValueError, match="1 or more"):
+        gate.resize(0)

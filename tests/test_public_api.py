@@ -15,6 +15,7 @@ EXPECTED = [
     "CallStatus",
     "ClientConfig",
     "ClientStats",
+    "ConfigError",
     "DateLike",
     "HangupBy",
     "NotFoundError",

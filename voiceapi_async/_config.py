@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import attrs
 
+from voiceapi_async._errors import ConfigError
 from voiceapi_async._protocol import AuthMode
 from voiceapi_async._redact import REDACTED
 from voiceapi_async._windows import resolve_timezone
@@ -108,7 +109,19 @@ def _char_name(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+MISSING_TIMEZONE = (
+    "the account's time zone is required, with no default: the API reads every date and "
+    "time in it, so a wrong zone silently moves calls to other days. Find it in the "
+    "account's settings in the provider's dashboard (an IANA name such as 'Asia/Kolkata' "
+    "or 'UTC') and pass it as timezone='Asia/Kolkata' (VOICEAPI_TIMEZONE in the "
+    "environment, --timezone for the voiceapi command)"
+)
+"""The message of a missing time zone: where to find it, how to pass it."""
+
+
 def _check_timezone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value is None or value == "":
+        raise ConfigError(MISSING_TIMEZONE)
     resolve_timezone(value)
 
 
@@ -131,11 +144,26 @@ _AT_LEAST_ONE = _whole_number(1)
 _NOT_NEGATIVE_INT = _whole_number(0)
 
 
+def _check_rate_limit(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _NOT_NEGATIVE_INT(instance, attribute, value)
+
+
+def _flag(text: str) -> bool:
+    """Read a yes/no environment value (1/0, true/false, yes/no, on/off)."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
 def _check_per_page(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
     if type(value) is int and value < 1:
-        raise ValueError(f"'per_page' must be >= 1, or None for the server's default: {value}")
+        raise ValueError(f"'per_page' must be >= 1, or None to learn the server's largest: {value}")
     _AT_LEAST_ONE(instance, attribute, value)
 
 
@@ -170,12 +198,23 @@ class ClientConfig:
     Attributes:
         base_url: the API root, like ``https://portal.example.com/api/v2/``.
         token: the API token (never shown in reprs, logs or errors).
-        timezone: the account's time zone: ranges and timestamps are read in it.
+        timezone: the account's time zone (required): ranges and timestamps are read
+            in it. It is in the account's settings in the provider's dashboard; a
+            missing one is a :class:`~voiceapi_async.ConfigError` saying so.
         auth: the token as a Bearer header (default) or an ``access_token`` parameter.
-        per_page: the page size to ask for; the server may apply another.
+        per_page: the page size to ask for, pinned; the server may apply another.
+            None (the default) learns it: the client asks for ``max_per_page`` and, from
+            the first answer on, for the size the server applied.
+        max_per_page: the largest page size asked for when ``per_page`` is None (1,000:
+            about 650 KB a page of calls, far below ``max_response_bytes`` and quick
+            to read).
         max_in_flight: requests in flight at once, across all windows.
         max_windows: windows (days) read at once.
-        rate_limit: requests a minute, shared by every request of the client (0: none).
+        rate_limit: a hard cap in requests a minute, shared by every request of the
+            client, never exceeded in any 60 seconds. ``None`` (the default): no cap
+            of its own; the client paces by the limit the server announces
+            (``X-RateLimit-*`` headers), assuming 1000 a minute until it does.
+            ``0``: no pacing at all (only 429s slow it down).
         retry: the retry policy.
         connect_timeout: seconds to connect, per attempt.
         read_timeout: seconds to wait for more of a response, per attempt.
@@ -204,16 +243,23 @@ class ClientConfig:
             deadline).
         audio_renewals: times an expired audio link is renewed (by fetching its
             recording again) before the download is reported as expired.
+        bulk: pace requests as bulk work: leave a reserve of the token's quota (10%
+            of the limit) for interactive clients on the same token, and wait for
+            the next window instead. Interactive clients (the default) may use the
+            reserve. A stream's ``bulk=`` overrides it; the backfill sets it.
+        rate_window: the server's rate-limit window in seconds (a minute on the
+            API; for a simulator that counts a shorter one).
     """
 
     base_url: str = attrs.field(converter=_base_url)
     token: str = attrs.field(validator=_check_token, repr=lambda _: repr(REDACTED))
-    timezone: str = attrs.field(default="UTC", validator=_check_timezone)
+    timezone: str = attrs.field(validator=_check_timezone)
     auth: AuthMode = attrs.field(default=AuthMode.BEARER, converter=AuthMode)
-    per_page: int | None = attrs.field(default=100, validator=_check_per_page)
+    per_page: int | None = attrs.field(default=None, validator=_check_per_page)
+    max_per_page: int = attrs.field(default=1_000, validator=_AT_LEAST_ONE)
     max_in_flight: int = attrs.field(default=16, validator=_AT_LEAST_ONE)
     max_windows: int = attrs.field(default=8, validator=_AT_LEAST_ONE)
-    rate_limit: int = attrs.field(default=900, validator=_NOT_NEGATIVE_INT)
+    rate_limit: int | None = attrs.field(default=None, validator=_check_rate_limit)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     connect_timeout: float = attrs.field(default=10.0, validator=_POSITIVE)
     read_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
@@ -233,21 +279,40 @@ class ClientConfig:
     audio_max_bytes: int = attrs.field(default=DEFAULT_AUDIO_MAX_BYTES, validator=_AT_LEAST_ONE)
     audio_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
     audio_renewals: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
+    bulk: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    rate_window: float = attrs.field(default=60.0, validator=_POSITIVE)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Refuse a missing time zone with a message saying where to find it.
+
+        attrs' own ``__init__`` would say only that an argument is missing. Copying
+        and unpickling create the object without arguments, and are let through.
+        """
+        if kwargs and kwargs.get("timezone") is None:
+            raise ConfigError(MISSING_TIMEZONE)
+        return super().__new__(cls)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build a config from ``VOICEAPI_*`` environment variables, then ``overrides``.
 
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
-        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
+        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_PER_PAGE``,
+        ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
         ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``,
         ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request), ``VOICEAPI_AUDIO_MAX_IN_FLIGHT``,
-        ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT`` and
-        ``VOICEAPI_AUDIO_RENEWALS``.
+        ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT``,
+        ``VOICEAPI_AUDIO_RENEWALS``, ``VOICEAPI_BULK`` (1/0, true/false, yes/no,
+        on/off) and ``VOICEAPI_RATE_WINDOW``.
+
+        ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN`` and ``VOICEAPI_TIMEZONE`` (the
+        account's time zone, from the account's settings in the provider's dashboard)
+        are required, unless given in ``overrides``.
 
         Raises:
-            ValueError: a variable is missing or malformed (named in the message).
+            ConfigError: a required variable is missing (named in the message).
+            ValueError: a variable is malformed (named in the message).
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -267,9 +332,16 @@ class ClientConfig:
         values.update(overrides)
         for required in ("base_url", "token"):
             if required not in values:
-                raise ValueError(
+                raise ConfigError(
                     f"{_ENV_PREFIX}{required.upper()} is not set: export it or pass {required}="
                 )
+        if values.get("timezone") is None:
+            raise ConfigError(
+                f"{_ENV_PREFIX}TIMEZONE is not set: the account's time zone is required, with "
+                "no default (the API reads every date and time in it). Find it in the "
+                "account's settings in the provider's dashboard and export it, like "
+                f"{_ENV_PREFIX}TIMEZONE=Asia/Kolkata, or pass timezone="
+            )
         return cls(**values)
 
 
@@ -279,6 +351,7 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "timezone": str,
     "auth": AuthMode,
     "per_page": int,
+    "max_per_page": int,
     "max_in_flight": int,
     "max_windows": int,
     "rate_limit": int,
@@ -291,4 +364,6 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "audio_max_bytes": int,
     "audio_timeout": float,
     "audio_renewals": int,
+    "bulk": _flag,
+    "rate_window": float,
 }

@@ -25,6 +25,7 @@ class PageGate:
     def __init__(self, budget: int) -> None:
         if budget < 1:
             raise ValueError(f"a page budget must be 1 or more, not {budget}")
+        self._budget = budget
         self._free = budget
         self._head = -1
         self._order = itertools.count()
@@ -57,8 +58,21 @@ class PageGate:
                 self.release()
             raise
 
+    def resize(self, budget: int) -> None:
+        """Change the budget: more tokens are handed out at once, fewer as they come back."""
+        if budget < 1:
+            raise ValueError(f"a page budget must be 1 or more, not {budget}")
+        grown, self._budget = budget - self._budget, budget
+        if grown < 0:
+            self._free += grown  # below zero: tokens coming back pay the difference first
+        for _ in range(grown):
+            self.release()
+
     def release(self) -> None:
         """Hand a token back: to the earliest waiting window, or to the pool."""
+        if self._free < 0:
+            self._free += 1
+            return
         while self._waiting:
             _, _, admitted = heapq.heappop(self._waiting)
             if not admitted.done():

@@ -1,10 +1,12 @@
 """The one place that speaks HTTP: session, limits, timeouts and retries.
 
-Every request of a client goes through :meth:`Transport.get_page`: it waits out a
-server-requested pause (a 429 pauses the whole client), takes a slot of the
-in-flight limit, a token of the rate limiter, sends the request with per-attempt
-timeouts, deciphers the answer, and retries what is worth retrying with jittered
-exponential backoff (stamina), bounded by attempts and a deadline.
+Every request of a client goes through :meth:`Transport.get_page`: it takes a slot
+of the in-flight limit, waits out a server-requested pause (a 429 pauses the whole
+client) and the pacer's spacing (:mod:`voiceapi_async._pacing`: the quota the
+server announces, the ``rate_limit`` cap), sends the request with per-attempt
+timeouts, tells the pacer the answer's rate-limit headers, deciphers the answer,
+and retries what is worth retrying with jittered exponential backoff (stamina),
+bounded by attempts and a deadline.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 import attrs
 import stamina
 import yarl
-from aiolimiter import AsyncLimiter
 
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._errors import (
@@ -28,7 +29,8 @@ from voiceapi_async._errors import (
     TransportError,
     VoiceAPIError,
 )
-from voiceapi_async._protocol import PageData, RequestSpec, decipher
+from voiceapi_async._pacing import DEFAULT_PER_MINUTE, Pacer, Ticket
+from voiceapi_async._protocol import PageData, RequestSpec, decipher, retry_after_seconds
 from voiceapi_async._redact import redact
 
 logger = logging.getLogger("voiceapi_async")
@@ -36,11 +38,6 @@ logger.addHandler(logging.NullHandler())
 # stamina reports each scheduled retry on its own logger; without this, an
 # application that never configured logging would see them on stderr.
 logging.getLogger("stamina").addHandler(logging.NullHandler())
-# With structlog installed (dagster depends on it), stamina would report through
-# structlog, which prints to stdout until the application configures it: into
-# `voiceapi calls > file`. Keep its reports on that standard logger (an application
-# may set other hooks after importing this package).
-stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
 
 _DEFAULT_RETRY_AFTER = 1.0
 _EXCERPT_BYTES = 1024
@@ -58,6 +55,9 @@ class TransportCounts:
     """429 answers received."""
     bytes: int = 0
     """Response body bytes received."""
+    paced_seconds: float = 0.0
+    """Seconds requests waited for the token's quota (pacing and the ``rate_limit``
+    cap), summed over requests; waits after a 429 are not included."""
 
 
 class Transport:
@@ -75,7 +75,7 @@ class Transport:
         self._owns_session = session is None
         self._trace_configs = list(trace_configs)
         self._slots = asyncio.Semaphore(config.max_in_flight)
-        self._limiter = _limiter(config.rate_limit)
+        self._pacer = _pacer(config)
         self._paused_until = 0.0
         self._secrets = (config.token,)
         self._timeout = aiohttp.ClientTimeout(
@@ -107,18 +107,20 @@ class Transport:
         if self._owns_session and self._session is not None:
             await self._session.close()
 
-    async def get_page(self, spec: RequestSpec) -> PageData:
+    async def get_page(self, spec: RequestSpec, *, bulk: bool | None = None) -> PageData:
         """Fetch and decipher one page, retrying transient failures.
 
         The first attempt goes straight out; only a retryable failure enters the
         retry loop (stamina), which replays that failure to schedule the first retry.
+        ``bulk`` paces it as bulk work (None: the client's ``bulk`` setting).
 
         Raises:
             VoiceAPIError: the typed error of the last attempt, or a non-retryable one.
         """
+        bulk = self._config.bulk if bulk is None else bulk
         started = time.monotonic()
         try:
-            return await self._attempt(spec)
+            return await self._attempt(spec, bulk)
         except VoiceAPIError as exc:
             if not exc.retryable:
                 raise
@@ -142,7 +144,7 @@ class Transport:
                     error, failure = failure, None
                     raise error
                 self.counts.retries += 1
-                return await self._attempt(spec)
+                return await self._attempt(spec, bulk)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _backoff(self, exc: Exception) -> bool | float:
@@ -154,25 +156,34 @@ class Transport:
         if not isinstance(exc, VoiceAPIError) or not exc.retryable:
             return False
         if isinstance(exc, RateLimitError):
-            wait = min(
-                exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_AFTER,
-                self._config.retry.max_retry_after,
-            )
+            wait = self._retry_wait(exc.retry_after)
             self._paused_until = max(self._paused_until, time.monotonic() + wait)
             logger.warning("rate limited: pausing every request for %.1fs", wait)
             return wait
         logger.info("retrying after %s", exc)
         return True
 
-    async def _attempt(self, spec: RequestSpec) -> PageData:
+    async def _wait_turn(self, bulk: bool) -> Ticket | None:
+        """Wait out a 429 pause and the pacer, then take the pacer's ticket."""
+        pacer = self._pacer
+        while True:
+            # A 429 seen while sleeping moves the deadline: re-check after each sleep.
+            if (delay := self._paused_until - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+                continue
+            if pacer is None:
+                return None
+            if (delay := pacer.delay(bulk=bulk)) > 0:
+                await asyncio.sleep(delay)
+                self.counts.paced_seconds += delay
+                continue
+            return pacer.issue(bulk=bulk)
+
+    async def _attempt(self, spec: RequestSpec, bulk: bool) -> PageData:
         session = self._open_session()
         url = spec.encoded_url()  # errors redact it themselves; so does the debug log below
         async with self._slots:
-            # A 429 seen while sleeping moves the deadline: re-check after each sleep.
-            while (delay := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(delay)
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            ticket = await self._wait_turn(bulk)
             self.counts.requests += 1
             started = time.monotonic()
             failure: VoiceAPIError | None = None
@@ -184,8 +195,11 @@ class Transport:
                     allow_redirects=False,
                     timeout=self._timeout,
                 ) as response:
-                    body = await self._read_body(response, url)
                     status, headers = response.status, response.headers
+                    if ticket is not None:
+                        self._tell_pacer(ticket, status, headers)
+                        ticket = None
+                    body = await self._read_body(response, url)
             except TimeoutError:
                 failure = RequestTimeoutError(
                     f"no complete answer within the attempt timeout "
@@ -197,6 +211,9 @@ class Transport:
                 failure = TransportError(
                     f"{type(exc).__name__}: {exc}", url=url, secrets=self._secrets
                 )
+            finally:
+                if ticket is not None and self._pacer is not None:
+                    self._pacer.abandoned(ticket)
         if failure is not None:
             # Raised outside the handler: aiohttp's error (which holds the request's
             # headers, token included) must not ride along as __context__.
@@ -213,6 +230,24 @@ class Transport:
         except RateLimitError:
             self.counts.rate_limited += 1
             raise
+
+    def _retry_wait(self, retry_after: float | None) -> float:
+        """Return the wait a 429 asks for: its ``Retry-After`` (else 1 s), cut to the cap."""
+        wait = retry_after if retry_after is not None else _DEFAULT_RETRY_AFTER
+        return min(wait, self._config.retry.max_retry_after)
+
+    def _tell_pacer(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
+        assert self._pacer is not None
+        wait = None
+        if status == 429:
+            wait = self._retry_wait(retry_after_seconds(headers.get("Retry-After")))
+        self._pacer.answered(
+            ticket,
+            status=status,
+            limit=headers.get("X-RateLimit-Limit"),
+            remaining=headers.get("X-RateLimit-Remaining"),
+            retry_after=wait,
+        )
 
     async def _read_body(self, response: aiohttp.ClientResponse, url: str) -> bytes:
         """Read the body, decompressed, failing as soon as it passes ``max_response_bytes``.
@@ -253,14 +288,14 @@ class Transport:
         )
 
 
-def _limiter(per_minute: int) -> AsyncLimiter | None:
-    """Return a limiter that never lets more than ``per_minute`` requests into any minute.
-
-    A bucket of one, refilled every ``60 / (per_minute - 1)`` seconds, allows at most
-    ``1 + (per_minute - 1)`` requests in any 60-second span.
-    """
-    if per_minute <= 0:
+def _pacer(config: ClientConfig) -> Pacer | None:
+    """Return the client's pacer, or None with ``rate_limit=0`` (no pacing at all)."""
+    cap = config.rate_limit
+    if cap == 0:
         return None
-    if per_minute == 1:
-        return AsyncLimiter(1, 60.0)
-    return AsyncLimiter(1, 60.0 / (per_minute - 1))
+    return Pacer(
+        window=config.rate_window,
+        per_minute=DEFAULT_PER_MINUTE if cap is None else cap,
+        cap=cap,
+        burst=config.max_in_flight,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from pathlib import Path
@@ -22,12 +23,13 @@ from voiceapi_async._convert import make_converter
 from voiceapi_async._download import StorageClient
 from voiceapi_async._errors import AudioExpiredError, OutOfWindowError
 from voiceapi_async._fanout import run_windows
-from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
+from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Shape, Window
 from voiceapi_async._paging import RowsPage, WindowReader
 from voiceapi_async._protocol import PageData, build_request
+from voiceapi_async._sizing import Sizing
 from voiceapi_async._stream import RecordStream
 from voiceapi_async._transport import Transport
-from voiceapi_async._windows import DateLike, first_outside, plan_range
+from voiceapi_async._windows import DateLike, first_outside, plan_range, wall_date
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,22 +51,42 @@ class ClientStats:
     """Records delivered to streams (after de-duplication)."""
     bytes: int = 0
     """Response body bytes received."""
+    per_page: int | None = None
+    """The page size in use: the one the server last applied (None: no paged answer yet)."""
+
+    @property
+    def requests_per_1000_records(self) -> float | None:
+        """Requests sent for every 1,000 records delivered (None before any record)."""
+        return 1000 * self.requests / self.records if self.records else None
+
+    paced_seconds: float = 0.0
+    """Seconds requests waited for the token's quota (the pacer and the ``rate_limit``
+    cap), summed over requests (concurrent waits add up); 429 pauses not included."""
 
 
 PAGE_BUDGET_PER_SLOT = 4
-"""Pages per request slot a stream may hold between fetch and hand-off.
+"""Pages per request slot a stream may hold between fetch and hand-off, at 100 a page.
 
 The stream's gate has this many tokens per slot, and the window being delivered
 (which passes the gate without tokens) may run as far ahead of its consumer: room
-for one slow page while every other slot keeps fetching.
+for one slow page while every other slot keeps fetching. Larger pages get fewer
+tokens, down to 2 a slot, so that the budget stays near the same number of records.
 """
+
+
+def page_budget(max_in_flight: int, page_size: int) -> int:
+    """The pages a stream may hold between fetch and hand-off, for pages of ``page_size``."""
+    records = PAGE_BUDGET_PER_SLOT * max_in_flight * 100
+    return min(
+        PAGE_BUDGET_PER_SLOT * max_in_flight, max(2 * max_in_flight, -(-records // page_size))
+    )
 
 
 class VoiceClient:
     """An asyncio client for the Voice API's call-log and recording reports.
 
     One client holds one ``aiohttp.ClientSession`` (created inside the running
-    loop), one in-flight limit and one rate limiter shared by all its streams::
+    loop), one in-flight limit and one rate pacer shared by all its streams::
 
         async with VoiceClient(base_url=..., token=..., timezone="Asia/Kolkata") as client:
             async for call in client.calls("2024-01-01", "2024-01-31"):
@@ -103,6 +125,9 @@ class VoiceClient:
         self._closed = False
         self._pages = 0
         self._records = 0
+        # The page size asked for: pinned, or learned from the server's answers.
+        self._ask = config.per_page if config.per_page is not None else config.max_per_page
+        self._applied: int | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -112,7 +137,9 @@ class VoiceClient:
     def stats(self) -> ClientStats:
         """The counts of this client's requests, retries, 429s, pages, records and bytes."""
         counts = attrs.asdict(self._transport.counts)
-        return ClientStats(pages=self._pages, records=self._records, **counts)
+        return ClientStats(
+            pages=self._pages, records=self._records, per_page=self._applied, **counts
+        )
 
     @property
     def closed(self) -> bool:
@@ -158,6 +185,7 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Call]:
         """Stream the calls whose ``end_at`` falls in ``start``..``end`` (both inclusive).
 
@@ -170,6 +198,8 @@ class VoiceClient:
             end: the last day (inclusive), or an aware datetime.
             ordered: chronological by window, then page (True); or as pages complete.
             max_items: stop after this many records.
+            bulk: pace this stream's requests as bulk work, leaving the token's
+                reserve to interactive clients (None: the client's ``bulk`` setting).
 
         Raises:
             TypeError: a naive datetime, or a value of the wrong type.
@@ -177,7 +207,9 @@ class VoiceClient:
                 9999-12-30, or the range covers more than ``max_days`` days.
             RuntimeError: the client is closed.
         """
-        return self._stream(Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items)
+        return self._stream(
+            Report.CALLS, Call, start, end, ordered=ordered, max_items=max_items, bulk=bulk
+        )
 
     def recordings(
         self,
@@ -186,13 +218,20 @@ class VoiceClient:
         *,
         ordered: bool = True,
         max_items: int | None = None,
+        bulk: bool | None = None,
     ) -> RecordStream[Recording]:
         """Stream the recordings whose ``created_at`` falls in ``start``..``end``.
 
         Same arguments and errors as :meth:`calls`.
         """
         return self._stream(
-            Report.RECORDINGS, Recording, start, end, ordered=ordered, max_items=max_items
+            Report.RECORDINGS,
+            Recording,
+            start,
+            end,
+            ordered=ordered,
+            max_items=max_items,
+            bulk=bulk,
         )
 
     async def download_audio(
@@ -305,9 +344,11 @@ class VoiceClient:
         *,
         ordered: bool,
         max_items: int | None,
+        bulk: bool | None,
     ) -> RecordStream[RecordT]:
         self._check_open()
         config = self.config
+        paced_as_bulk = config.bulk if bulk is None else bulk
         windows = plan_range(
             report,
             start,
@@ -316,17 +357,29 @@ class VoiceClient:
             max_days=config.max_days,
             setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
         )
-        budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
+        sizing = Sizing(self._applied or self._ask, split_pages=config.split_pages)
+
+        def budget() -> int:
+            return page_budget(config.max_in_flight, sizing.page_size)
+
+        field = _FILTERED_BY[report]
+        zone = self._converter.timezone
+
+        async def fetch(window: Window, page: int) -> PageData:
+            return await self._fetch(window, page, bulk=paced_as_bulk)
+
         reader = WindowReader(
-            fetch=self._fetch,
+            fetch=fetch,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
+            sizing=sizing,
+            day_of=lambda row: wall_date(row.get(field), zone),
         )
 
         async def produce(emit: Any) -> None:
             await run_windows(
-                windows,
+                sizing.plan(windows),
                 reader.read,
                 emit,
                 max_windows=config.max_windows,
@@ -335,11 +388,12 @@ class VoiceClient:
             )
 
         structure_rows = self._converter.structure_rows
-        field = _FILTERED_BY[report]
         secrets = (config.token,)
 
+        timestamp_of = operator.attrgetter(field)
+
         def check(window: Window, records: list[RecordT]) -> None:
-            times = [getattr(record, field) for record in records]
+            times = list(map(timestamp_of, records))
             outside = first_outside(window, times)
             if outside is not None:
                 raise OutOfWindowError(
@@ -368,7 +422,7 @@ class VoiceClient:
             on_page=self._count,
         )
 
-    async def _fetch(self, window: Window, page: int) -> PageData:
+    async def _fetch(self, window: Window, page: int, *, bulk: bool) -> PageData:
         self._check_open()
         config = self.config
         spec = build_request(
@@ -377,10 +431,16 @@ class VoiceClient:
             page,
             token=config.token,
             auth=config.auth,
-            per_page=config.per_page,
+            per_page=self._ask,
             user_agent=config.user_agent,
         )
-        return await self._transport.get_page(spec)
+        data = await self._transport.get_page(spec, bulk=bulk)
+        if data.shape is not Shape.BARE_LIST:
+            applied = data.numbers.per_page
+            self._applied = applied
+            if config.per_page is None and applied < self._ask:
+                self._ask = applied  # the server's largest: ask for it from now on
+        return data
 
     def _count(self, page: Page[Any]) -> None:
         self._pages += 1

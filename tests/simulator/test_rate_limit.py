@@ -120,3 +120,16 @@ async def test_every_connection_of_a_token_shares_one_limit_with_headers_on_ever
     assert remaining == [5, 4, 3, 2, 1, 0, 0, 0]
     assert [reply.status == 429 for reply in replies] == [False] * 6 + [True] * 2
     assert any(reply.status >= 500 or not reply.body.endswith(b"}") for reply in replies[:6])
+
+
+@pytest.mark.asyncio
+async def test_a_proxy_error_page_carries_the_headers_of_the_request_it_counted() -> None:
+    """The HTML 502 fault counts against the window, so it tells the count too."""
+    async with serve(rate_limit=2, rate_window=30.0, faults=Faults(html_error=1.0)) as (
+        sim,
+        session,
+    ):
+        replies = [await report(session, sim, "calls") for _ in range(3)]
+    assert [reply.status for reply in replies] == [502, 502, 429]
+    assert [reply.headers["X-RateLimit-Remaining"] for reply in replies] == ["1", "0", "0"]
+    assert {reply.headers["X-RateLimit-Limit"] for reply in replies} == {"2"}

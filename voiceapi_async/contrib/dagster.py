@@ -29,10 +29,13 @@ Every materialisation reads its day again and replaces the file whole.
 
 Each account's token is read, when a step runs, from the environment variable
 the account names (``token_env``); it never enters Dagster's configuration,
-metadata, tags or logs. The assets of a zone are in one concurrency pool named
-after their tokens' variables (``voiceapi-VOICEAPI_TOKEN_ACME``): Dagster pools
-belong to assets, not to partitions, so accounts of one zone share theirs (one
-token per zone makes it exactly one pool per token). Each zone also gets a job
+metadata, tags or logs. The steps read through the backfill, so they pace
+themselves as bulk work: processes sharing a token follow its ``X-RateLimit``
+headers and leave a reserve to interactive clients. The assets of a zone are in
+one concurrency pool named after their tokens' variables
+(``voiceapi-VOICEAPI_TOKEN_ACME``): Dagster pools belong to assets, not to
+partitions, so accounts of one zone share theirs (one token per zone makes it
+exactly one pool per token). Each zone also gets a job
 and a schedule that re-materialises the last ``lookback_days`` complete days of
 every account each day.
 """
@@ -110,7 +113,8 @@ class Account:
         token_env: the environment variable that holds the account's API token
             (its value is read when a step runs, never stored).
         base_url: the API root, like ``https://portal.example.com/api/v2/``.
-        timezone: the account's time zone: its days, windows and partitions.
+        timezone: the account's time zone (required, as everywhere): its days,
+            windows and partitions.
         settings: other :class:`~voiceapi_async.ClientConfig` fields for its client
             (``rate_limit``, ``max_in_flight``, ``retry``, ...). They override the
             ``VOICEAPI_*`` environment variables, which apply to every account as
@@ -120,7 +124,7 @@ class Account:
     name: str = attrs.field(validator=_check_name)
     token_env: str = attrs.field(validator=_check_env_name)
     base_url: str
-    timezone: str = "UTC"
+    timezone: str
     settings: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_settings)
 
     def client_config(self, token: str) -> ClientConfig:

@@ -305,7 +305,9 @@ class VoiceSimulator:
             answer = web.Response(body=error, content_type=_JSON, headers=headers)
             return self._observe(request, auth, fault, answer)
         if fault == "html_error":
-            page = web.Response(status=502, body=render.PROXY_PAGE, content_type="text/html")
+            page = web.Response(
+                status=502, body=render.PROXY_PAGE, content_type="text/html", headers=headers
+            )
             return self._observe(request, auth, fault, page)
         if fault == "truncated":
             cut = body[: max(1, len(body) * 2 // 3)]
