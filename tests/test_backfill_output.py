@@ -39,6 +39,7 @@ from voiceapi_async.backfill import (
     Backfill,
     Manifest,
     ManifestError,
+    OutputError,
     OutputLock,
     OutputLockedError,
     WindowState,
@@ -140,6 +141,56 @@ def test_taking_the_lock_removes_only_stale_temporary_files(tmp_path: Path) -> N
             OutputLock(out).acquire()
         assert (lock.tmp_dir / "mine").exists()  # a refused run removes nothing
     assert list((out / "_tmp").iterdir()) == []
+
+
+def test_shared_holders_write_together_and_keep_an_exclusive_run_out(tmp_path: Path) -> None:
+    """Shared locks (the Dagster steps) coexist; exclusive and shared ones exclude each other."""
+    out = tmp_path / "out"
+    with OutputLock(out, shared=True) as first, OutputLock(out, shared=True) as second:
+        assert first.tmp_dir.is_dir()
+        assert second.tmp_dir.is_dir()
+        with pytest.raises(OutputLockedError) as caught:
+            OutputLock(out).acquire()
+        assert caught.value.holder is not None
+        assert caught.value.holder.run_id == second.run_id
+    assert list((out / "_tmp").iterdir()) == []
+    with OutputLock(out), pytest.raises(OutputLockedError):
+        OutputLock(out, shared=True).acquire()
+
+
+def test_a_shared_holder_clears_only_the_folders_of_runs_that_are_gone(tmp_path: Path) -> None:
+    """A shared run removes ended runs' folders, keeps live ones; an exclusive run removes all."""
+    out = tmp_path / "out"
+    tmp = out / "_tmp"
+    (tmp / "exclusive-run").mkdir(parents=True)  # no owner file: no exclusive run is live
+    (tmp / "killed-shared").mkdir()
+    (tmp / "killed-shared" / ".owner").touch()  # its owner lock went with the process
+    (tmp / "killed-shared" / "abc.part-0.jsonl").write_bytes(b"half")
+    (tmp / ".being-set-up").mkdir()
+    (tmp / "loose.part-0.csv").write_bytes(b"half")
+    kept = [".being-set-up", "loose.part-0.csv"]
+    with OutputLock(out, shared=True) as alive:
+        (alive.tmp_dir / "mine").write_bytes(b"x")
+        assert sorted(p.name for p in tmp.iterdir()) == sorted([*kept, alive.run_id])
+        with OutputLock(out, shared=True) as other:
+            assert sorted(p.name for p in tmp.iterdir()) == sorted(
+                [*kept, alive.run_id, other.run_id]
+            )
+        assert (alive.tmp_dir / "mine").exists()
+    assert sorted(p.name for p in tmp.iterdir()) == kept
+    with OutputLock(out):
+        assert list(tmp.iterdir()) == []
+
+
+def test_a_shared_holder_that_cannot_make_its_folder_releases_the_lock(tmp_path: Path) -> None:
+    """An unwritable temporary folder is an OutputError, and the lock is not left held."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_tmp").write_bytes(b"a file where the folder goes")
+    with pytest.raises(OutputError, match=r"cannot create a temporary folder in .*_tmp: "):
+        OutputLock(out, shared=True).acquire()
+    with OutputLock(out) as lock:
+        assert lock.held
 
 
 @pytest.mark.asyncio
