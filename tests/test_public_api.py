@@ -14,6 +14,7 @@ EXPECTED = [
     "Call",
     "CallStatus",
     "ClientConfig",
+    "ClientSettings",
     "ClientStats",
     "DateLike",
     "HangupBy",
@@ -46,6 +47,7 @@ EXPECTED = [
     "make_converter",
     "plan_windows",
     "split_window",
+    "to_dict",
 ]
 
 
@@ -85,6 +87,7 @@ EXPORT = [
     "recording_row",
     "row",
     "sort_records",
+    "to_dict",
     "unsigned_url",
 ]
 BACKFILL = [

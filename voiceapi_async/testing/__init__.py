@@ -5,14 +5,23 @@
 questions; ``sim.observed`` tells what clients did. Also a pytest plugin (the
 ``voice_simulator`` fixture) and ``python -m voiceapi_async.testing serve``.
 ``serve_main`` runs that command's options under another program's name.
+
+The names load on first use (PEP 562), so the pytest plugin, a submodule, costs
+nothing it does not use.
 """
 
-from voiceapi_async.testing._cli import serve_main
-from voiceapi_async.testing._config import SimulatorConfig
-from voiceapi_async.testing._dataset import Dataset, DayData
-from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
-from voiceapi_async.testing._observations import Observations, ObservedRequest
-from voiceapi_async.testing._server import VoiceSimulator, run_simulator
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voiceapi_async.testing._cli import serve_main
+    from voiceapi_async.testing._config import SimulatorConfig
+    from voiceapi_async.testing._dataset import Dataset, DayData
+    from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
+    from voiceapi_async.testing._observations import Observations, ObservedRequest
+    from voiceapi_async.testing._server import VoiceSimulator, run_simulator
 
 __all__ = [
     "FAULT_KINDS",
@@ -27,3 +36,37 @@ __all__ = [
     "run_simulator",
     "serve_main",
 ]
+
+_SOURCES = {
+    "FAULT_KINDS": "_faults",
+    "Dataset": "_dataset",
+    "DayData": "_dataset",
+    "Fate": "_faults",
+    "Faults": "_faults",
+    "Observations": "_observations",
+    "ObservedRequest": "_observations",
+    "SimulatorConfig": "_config",
+    "VoiceSimulator": "_server",
+    "run_simulator": "_server",
+    "serve_main": "_cli",
+}
+"""The module of each public name, relative to this package."""
+
+
+def _load(name: str) -> Any:
+    """Import a public name's module on first use and keep the name here."""
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name is an error
+    __getattr__ = _load
+
+
+def __dir__() -> list[str]:
+    """List the public names (loaded or not) beside the module's own attributes."""
+    return sorted({*globals(), *__all__})
