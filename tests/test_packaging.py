@@ -107,7 +107,8 @@ def test_the_wheel_carries_version_license_urls_and_no_dev_extra(
     ]
     assert not any("dev" in line for line in metadata.get_all("Requires-Dist") or [])
     assert metadata["Requires-Python"] == ">=3.11"
+    classifiers = metadata.get_all("Classifier") or []
     for version in supported_pythons():
-        assert f"Programming Language :: Python :: {version}" in metadata.get_all("Classifier")
+        assert f"Programming Language :: Python :: {version}" in classifiers
     assert "voiceapi = voiceapi_async.__main__:run" in entry_points
     assert "voiceapi_async = voiceapi_async.testing._plugin" in entry_points

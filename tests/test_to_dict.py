@@ -11,7 +11,7 @@ import pytest
 
 import voiceapi_async
 from tests.conftest import fixture_json
-from voiceapi_async import Call, Recording, export, make_converter, to_dict
+from voiceapi_async import Call, Recording, Report, export, make_converter, to_dict
 
 CONVERTER = make_converter("Asia/Kolkata")
 IST = dt.timedelta(hours=5, minutes=30)
@@ -29,13 +29,13 @@ RECORDINGS: list[Recording] = records("recordings_shape_c.json", Recording)
 def test_to_dict_is_the_json_lines_export_row() -> None:
     """The package-level function is the export's, and gives the same dict as json_row."""
     assert voiceapi_async.to_dict is export.to_dict
-    for record in [*CALLS, *RECORDINGS]:
+    pairs: list[tuple[Call | Recording, Report]] = [
+        *((call, Report.CALLS) for call in CALLS),
+        *((recording, Report.RECORDINGS) for recording in RECORDINGS),
+    ]
+    for record, report in pairs:
         assert to_dict(record) == export.json_row(record)
-        assert list(to_dict(record)) == list(export.COLUMNS[export.Report(_report(record))])
-
-
-def _report(record: Call | Recording) -> str:
-    return "calls" if isinstance(record, Call) else "recordings"
+        assert list(to_dict(record)) == list(export.COLUMNS[report])
 
 
 def test_a_call_dict_survives_json_with_its_values() -> None:
