@@ -8,12 +8,12 @@ type checkers and IDEs read the imports under ``TYPE_CHECKING`` below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from voiceapi_async._version import __version__ as __version__
 
+TYPE_CHECKING = False  # typing's, without importing typing (most of a cold import's cost)
 if TYPE_CHECKING:
+    from typing import Any
+
     from voiceapi_async._audio import AudioResult, AudioStatus, audio_filename, link_expires_at
     from voiceapi_async._config import ClientConfig, ClientSettings, RetryPolicy
     from voiceapi_async._convert import VoiceConverter, make_converter
@@ -154,6 +154,8 @@ _SOURCES = {
 
 def _load(name: str) -> Any:
     """Import a public name's module on first use and keep the name here."""
+    import importlib
+
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

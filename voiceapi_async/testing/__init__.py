@@ -12,10 +12,10 @@ nothing it does not use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing's, without importing typing (most of a cold import's cost)
 if TYPE_CHECKING:
+    from typing import Any
+
     from voiceapi_async.testing._cli import serve_main
     from voiceapi_async.testing._config import SimulatorConfig
     from voiceapi_async.testing._dataset import Dataset, DayData
@@ -55,6 +55,8 @@ _SOURCES = {
 
 def _load(name: str) -> Any:
     """Import a public name's module on first use and keep the name here."""
+    import importlib
+
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
