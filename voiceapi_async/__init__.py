@@ -164,7 +164,7 @@ def _load(name: str) -> Any:
     return value
 
 
-if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name is an error
+if not TYPE_CHECKING:  # pragma: no branch - type checkers see the imports above instead
     __getattr__ = _load
 
 
