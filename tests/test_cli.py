@@ -163,8 +163,7 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
             _, stderr = process.communicate(timeout=60)
             if stop == signal.SIGINT and process.returncode != 0:
                 assert process.returncode == 130, stderr
-                # a signal during start-up, before any work, says so in other words
-                assert "run the same command again" in stderr
+                assert "run the same command again to resume" in stderr
                 assert "Traceback" not in stderr
             if (out / "_manifest.sqlite").exists():
                 with Manifest(out / "_manifest.sqlite") as manifest:
