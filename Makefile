@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-dev
 # The Pythons the package supports (and declares in pyproject.toml); `make test-all` runs each.
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
 
-.PHONY: demo test test-all lint typecheck pytest bench mutation clean
+.PHONY: demo test test-all lint typecheck pytest docs bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,18 +26,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_OUT   ?= demo-output
 
+# duckdb: the demo ends by printing a DuckDB line that counts its files' records.
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,parquet]' 'duckdb>=1.1'
 	touch $(DEMO_STAMP)
 
-## demo: back up 90 days of both reports and the recordings' audio from the bundled simulator to Parquet, then summarise
+## demo: back up 90 days of both reports and the recordings' audio from the bundled simulator (run in a process of its own) to Parquet, summarise, and print where the files are with a DuckDB line that reads them
 demo: $(DEMO_STAMP)
 	rm -rf $(DEMO_OUT)
 	$(BIN)/voiceapi backfill all --demo --format parquet --audio --out $(DEMO_OUT)
 
-## test: lint, format check, import contracts, strict typing, and the tests with branch coverage
-test: lint typecheck pytest
+## test: lint, format check, import contracts, strict typing, the docs build, and the tests with branch coverage
+test: lint typecheck docs pytest
 
 ## test-all: `make test` under each supported Python installed (pyenv or PATH), each in .venv-X.Y
 test-all:
@@ -80,12 +81,23 @@ pytest: $(STAMP)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $(DOCS_STAMP)
+
+## docs: build the documentation site into site/ (strict: any warning, or a page left out of the nav, fails)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 ## bench: run the side-by-side benchmarks and write their tables to benchmarks/results/
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_convert.py
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_client.py
 	$(BIN)/python benchmarks/bench_audio.py
+	$(BIN)/python benchmarks/bench_quota.py
 	$(BIN)/python benchmarks/bench_fastapi_memory.py
 
 ## mutation: mutation-test the redaction and protocol modules (slow; not part of `make test`)
@@ -96,4 +108,4 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf mutants
-	rm -rf .venv .venv-* .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT)
+	rm -rf .venv .venv-* .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT) site

@@ -1,61 +1,47 @@
-"""What every benchmark here shares: its method, servers, readers, rounds and report.
+"""What every benchmark here shares: servers, readers, ground truth, rounds and report.
 
-The method, the same in every script:
-
-- **Ratios, not absolute times.** Each script measures its contenders side by side
-  in one run, on one machine, against one server, and judges them by ratios (x
-  ceiling, x ideal, client over oracle, peak over reference): seconds vary from
-  machine to machine and run to run, ratios far less. Each report opens with when
-  and where it ran and the load average at the start.
-- **Interleaved rounds.** A round runs every contender once, in an order rotated by
-  one each round, so a drift of the machine (other work, heat, a server's caches)
-  spreads over every contender instead of landing on one. A contender's figure is
-  the median of its rounds; the in-process decoding benchmark takes the best round
-  instead, as ``timeit`` does, since there noise only ever adds time.
-- **Ground truth.** The simulator's data is :class:`voiceapi_async.testing.Dataset`
-  (seed, days, calls a day), so every range has a known answer, and every run of
-  every contender is checked against it: exactly the range's ids, once each. Where
-  holding or parsing the ids would change what is measured, the check is what stays
-  cheap: the number of records (memory runs), or each page's status and size with
-  its ids checked once before timing (the simulator's load). A wrong answer is not
-  a result: the script stops with a non-zero exit status, ``--quick`` included.
-- **Processes apart.** Servers (the simulator, uvicorn, a plain handler) run in
-  their own subprocesses on a free loopback port and are stopped whatever happens.
-  CPU is read per process: this one's with ``time.process_time``, another's from
-  ``/proc/<pid>/stat``; memory from ``/proc/<pid>/status`` (``VmHWM`` is the
-  process's own high-water mark, where ``ru_maxrss`` would carry a parent's peak
-  across fork and exec). Linux only.
-- **Published.** A full run prints its report and writes
-  ``benchmarks/results/<name>.md``; ``--quick`` runs the same method, smaller, in
-  well under a minute, and only prints.
+The method is in ``benchmarks/README.md``. A script parses :func:`arguments`, runs
+servers with :func:`simulator` or :func:`server`, its contenders with
+:func:`interleave` (checking every run with :func:`check`), takes :func:`medians`,
+and ends with :func:`publish`: :func:`table` and one :func:`verdict` per target.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import datetime as dt
+import json
+import math
 import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from voiceapi_async.testing import Dataset
+from voiceapi_async.testing import Dataset, Faults
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKEN = "bench-token"
 TIMEZONE = "Asia/Kolkata"
 HEADERS = {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}"}
+CLIENT: dict[str, Any] = {"token": TOKEN, "timezone": TIMEZONE, "rate_limit": 0}
+"""``VoiceClient`` keyword arguments for a :func:`simulator`: its token and zone, no rate limit."""
 LOAD_AT_START = os.getloadavg()
 """The load average when the script started (it imports this module first)."""
 READY_SECONDS = 60.0
@@ -67,14 +53,20 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def arguments(doc: str | None) -> argparse.ArgumentParser:
-    """Return a parser with the ``--quick`` switch every script has."""
+def arguments(doc: str | None, *, rounds: int = 1, quick_rounds: int = 1) -> argparse.Namespace:
+    """Parse the flags every script has; ``doc``'s first line describes the script.
+
+    ``--quick``: a small smoke run that only prints; ``--rounds N`` (default ``rounds``,
+    ``quick_rounds`` with ``--quick``); ``child``: the arguments after ``--child`` when the
+    script runs as its own helper (see :func:`run_child`), else None.
+    """
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run; prints only")
-    return parser
-
-
-# --- servers in their own processes -------------------------------------------------
+    parser.add_argument("--rounds", type=int, help="interleaved rounds to run")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.rounds = args.rounds or (quick_rounds if args.quick else rounds)
+    return args
 
 
 @dataclass(frozen=True)
@@ -92,10 +84,6 @@ class Server:
     def log_text(self) -> str:
         """Return what the server wrote on stderr so far."""
         return self.log_path.read_text(errors="replace")
-
-
-def _die_with_parent() -> None:  # runs in the child: the kernel SIGTERMs it if we die
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 @contextlib.contextmanager
@@ -119,7 +107,7 @@ def server(
                 env=env,
                 text=True,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop it
-                preexec_fn=_die_with_parent,
+                preexec_fn=lambda: ctypes.CDLL(None).prctl(1, signal.SIGTERM),  # dies with us
             )
         try:
             yield Server(process, _wait_ready(process, out, err, port), err)
@@ -181,9 +169,6 @@ def page_query(
     return {column: f"{text} - {text}", "page": str(page), "per_page": str(per_page)}
 
 
-# --- CPU and memory -----------------------------------------------------------------
-
-
 def cpu_seconds(pid: int | None = None) -> float:
     """Return the CPU seconds (user + system) of process ``pid``, or of this process."""
     if pid is None:
@@ -200,7 +185,50 @@ def memory_kib(field: str = "VmHWM", pid: int | str = "self") -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-# --- ground truth -------------------------------------------------------------------
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a call cost: wall-clock seconds, this process's CPU seconds, a server's."""
+
+    seconds: float
+    cpu: float
+    server_cpu: float
+
+
+def timed(call: Callable[[], R], server: Server) -> tuple[R, Usage]:
+    """Return what ``call()`` returned and what it cost, here and in ``server``."""
+    server_cpu, cpu, started = server.cpu_seconds(), cpu_seconds(), time.perf_counter()
+    result = call()
+    seconds = time.perf_counter() - started
+    return result, Usage(seconds, cpu_seconds() - cpu, server.cpu_seconds() - server_cpu)
+
+
+def mean_latency(latency_ms: float) -> float:
+    """Return the mean seconds of the simulator's log-normal latency of median ``latency_ms``."""
+    return latency_ms / 1000 * math.exp(Faults().latency_spread ** 2 / 2)
+
+
+def run_child(script: str, *args: object) -> dict[str, Any]:
+    """Run ``script --child args`` in a fresh interpreter; return the JSON object it printed.
+
+    The script's ``main``, seeing ``arguments(...).child``, calls :func:`child_result`.
+    """
+    command = [sys.executable, script, "--child", *map(str, args)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(output.splitlines()[-1])
+    return result
+
+
+def child_result(work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+    """In a :func:`run_child` process: run ``work`` and print what it returned.
+
+    Adds the seconds it took and this process's peak RSS (``peak_kib``).
+    """
+    started = time.perf_counter()
+    result = {**asyncio.run(work), "seconds": time.perf_counter() - started}
+    print(json.dumps({**result, "peak_kib": memory_kib("VmHWM")}))
 
 
 def dataset(*, seed: int, calls_per_day: int) -> Dataset:
@@ -212,25 +240,20 @@ def ids_by_day(
     data: Dataset, first: dt.date, last: dt.date, report: str = "calls"
 ) -> dict[dt.date, set[str]]:
     """Return the ids the simulator serves for each whole day from ``first`` to ``last``."""
-    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    end = dt.time(23, 59, 59)
     return {
         day: data.ids_between(
-            report,
-            dt.datetime.combine(day, dt.time.min),
-            dt.datetime.combine(day, dt.time(23, 59, 59)),
+            report, dt.datetime.combine(day, dt.time.min), dt.datetime.combine(day, end)
         )
-        for day in days
+        for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
     }
 
 
 def check(label: str, truth: set[str], records: int, ids: set[str] | None = None) -> None:
-    """Stop the script (exit 1) unless a run got exactly ``truth``, once each.
+    """Stop the script (exit 1) unless the run ``label`` got exactly ``truth``, once each.
 
-    Args:
-        label: who ran.
-        truth: the ids the range holds.
-        records: how many records the run got.
-        ids: the distinct ids it got; None where only their number is checked.
+    ``records`` is how many records it got; ``ids``, the distinct ids it got, or None
+    where only their number is checked.
     """
     if records == len(truth) and (ids is None or ids == truth):
         return
@@ -243,9 +266,6 @@ def check(label: str, truth: set[str], records: int, ids: set[str] | None = None
     raise SystemExit(f"{label}: wrong records: {problem}")
 
 
-# --- interleaved rounds -------------------------------------------------------------
-
-
 class Contender(Protocol):
     """Anything with a label that the rounds can run."""
 
@@ -256,7 +276,7 @@ class Contender(Protocol):
 
 
 C = TypeVar("C", bound=Contender)
-R = TypeVar("R")
+D = TypeVar("D", bound="DataclassInstance")
 
 
 def interleave(
@@ -276,25 +296,18 @@ def interleave(
     return runs
 
 
-# --- the report ---------------------------------------------------------------------
-
-
-def environment(packages: Sequence[str], *, sharing: str = "") -> list[str]:
-    """Return the report's Date, Python and Machine lines.
-
-    Args:
-        packages: distributions whose versions matter to the numbers.
-        sharing: what shares the machine's cores during the run.
-    """
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in packages)
-    load = " / ".join(f"{value:.2f}" for value in LOAD_AT_START)
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
-        f"- Machine: {machine}; load average {load} at the start"
-        + (f" ({sharing} share these cores)" if sharing else ""),
-    ]
+def medians(runs: dict[str, list[D]]) -> dict[str, D]:
+    """Return, by label, a run of numbers whose every field is that field's median over the runs."""
+    return {
+        label: dataclasses.replace(
+            found[0],
+            **{
+                field.name: statistics.median(getattr(run, field.name) for run in found)
+                for field in dataclasses.fields(found[0])
+            },
+        )
+        for label, found in runs.items()
+    }
 
 
 def table(header: str, rows: Iterable[str], *, left: int = 1) -> str:
@@ -303,16 +316,45 @@ def table(header: str, rows: Iterable[str], *, left: int = 1) -> str:
     return "\n".join([f"| {header} |", f"|{align}|", *(f"| {row} |" for row in rows)])
 
 
-def met(ok: bool) -> str:
-    """Return a target's verdict."""
-    return "**met**" if ok else "**not met**"
+def verdict(text: str, ok: bool) -> str:
+    """Return a target's line, ``- text: **met**.`` or ``**not met**``; ``text`` states it."""
+    return f"- {text}: {'**met**' if ok else '**not met**'}."
 
 
-def publish(name: str, report: str, *, quick: bool) -> None:
-    """Print the report; unless ``quick``, also write ``benchmarks/results/<name>.md``."""
+def publish(
+    doc: str | None,
+    facts: Sequence[str],
+    sections: Sequence[str],
+    *,
+    packages: Sequence[str],
+    sharing: str = "",
+    quick: bool,
+) -> None:
+    """Print the report; unless ``quick``, also write it to ``benchmarks/results/<name>.md``.
+
+    ``name`` comes from the script's file, ``bench_<name>.py``, and is also its section's
+    anchor in README.md. The report: ``doc``'s first line as its title; the date, Python
+    with the versions of ``packages``, the machine and its load (``sharing``: what else
+    runs on its cores); ``facts`` (``"- ..."`` lines: the run's parameters); a link to the
+    README's section; then ``sections`` (tables and verdicts).
+    """
+    name = Path(sys.argv[0]).stem.removeprefix("bench_")
+    versions = ", ".join(f"{package} {metadata.version(package)}" for package in packages)
+    load = " / ".join(f"{value:.2f}" for value in LOAD_AT_START)
+    head = [
+        f"# {(doc or name).splitlines()[0].rstrip('.')}",
+        "",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}; {versions}",
+        f"- Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores; load "
+        f"average {load} at the start" + (f" ({sharing} share these cores)" if sharing else ""),
+        *facts,
+        f"- Method, columns and targets: [benchmarks/README.md](../README.md#{name})",
+    ]
+    report = "\n\n".join(["\n".join(head), *sections])
     print(report)
     if not quick:
         path = RESULTS / f"{name}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report.rstrip("\n") + "\n", encoding="utf-8")
+        path.write_text(report + "\n", encoding="utf-8")
         print(f"\nwrote {path}")

@@ -1,12 +1,6 @@
 """Convert benchmark: one page of call-log JSON bytes to typed records, side by side.
 
-The page is 100 calls of the simulator's dataset, as served (some with keys that are
-not ``Call`` fields) and with the spec's fields only. Contenders: orjson to plain
-dicts (the floor), this package's converter, msgspec into a Struct with ``Call``'s
-output types (the ceiling, checked equal to the converter's records field by field
-before timing) and, for context only, msgspec into its own types.
-
-Target: voiceapi_async ≥ 0.5x the equivalent ceiling's records per second.
+Method, contenders and target: benchmarks/README.md, section "convert".
 """
 
 from __future__ import annotations
@@ -17,8 +11,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import _harness as harness
 import msgspec
@@ -34,10 +27,7 @@ TARGET_RATIO = 0.5
 OURS = "voiceapi_async (cattrs)"
 CEILING = "msgspec → equivalent typed Struct (ceiling)"
 CALL_FIELDS = [name for name in typing.get_type_hints(Call) if name != "extra"]
-INPUTS = {
-    "as served: the simulator's records, some with keys that are not `Call` fields": False,
-    "spec fields only: no unknown keys, so both sides do the same work": True,
-}
+INPUTS = {"Input 1: as served": False, "Input 2: spec fields only": True}
 
 
 def page_body(*, spec_only: bool) -> bytes:
@@ -100,8 +90,7 @@ def ceiling_hook(zone: Any) -> Callable[[type, Any], Any]:
     return dec_hook
 
 
-@dataclass(frozen=True)
-class Contender:
+class Contender(NamedTuple):
     """One row of the table: a label and a function from page bytes to records."""
 
     label: str
@@ -141,7 +130,7 @@ def check_equivalence(rows: list[Contender], body: bytes) -> None:
 
 
 def seconds_per_page(decode: Callable[[bytes], list[Any]], body: bytes, loops: int) -> float:
-    gc.collect()
+    gc.collect()  # each measure starts clean; GC stays enabled
     started = time.perf_counter()
     for _ in range(loops):
         decode(body)
@@ -152,17 +141,14 @@ def calibrate(decode: Callable[[bytes], list[Any]], body: bytes, min_seconds: fl
     """Return a loop count that takes at least ``min_seconds``."""
     loops = 1
     while (elapsed := seconds_per_page(decode, body, loops) * loops) < min_seconds:
-        loops = (
-            loops * 10
-            if elapsed < min_seconds / 20
-            else int(loops * min_seconds / elapsed * 1.1) + 1
-        )
+        grow = 10 if elapsed < min_seconds / 20 else min_seconds / elapsed * 1.1
+        loops = int(loops * grow) + 1
     return loops
 
 
-def measure(title: str, body: bytes, rounds: int, min_seconds: float) -> str:
+def measure(title: str, spec_only: bool, rounds: int, min_seconds: float) -> str:
     """Time every contender in interleaved rounds; return the input's section."""
-    rows = contenders()
+    body, rows = page_body(spec_only=spec_only), contenders()
     check_equivalence(rows, body)
     loops = {row.label: calibrate(row.decode, body, min_seconds) for row in rows}
     runs = harness.interleave(
@@ -178,50 +164,26 @@ def measure(title: str, body: bytes, rounds: int, min_seconds: float) -> str:
         for number, (label, seconds) in enumerate(best.items(), start=1)
     ]
     ratio = best[CEILING] / best[OURS]
-    return (
-        f"## {title} ({len(body):,} bytes)\n\n"
-        + harness.table("# | contender | records/s | µs per record | x ceiling", lines, left=2)
-        + f"\n\nvoiceapi_async runs at **{ratio:.2f}x** the equivalent ceiling; target ≥ "
-        f"{TARGET_RATIO}x: {harness.met(ratio >= TARGET_RATIO)}."
+    verdict = harness.verdict(
+        f"voiceapi_async runs at **{ratio:.2f}x** the equivalent ceiling; target ≥ {TARGET_RATIO}x",
+        ratio >= TARGET_RATIO,
     )
-
-
-def header(rounds: int, min_seconds: float) -> str:
-    return "\n".join(
-        [
-            "# Convert benchmark: page bytes → typed `Call` records",
-            "",
-            *harness.environment(("cattrs", "attrs", "pendulum", "orjson", "msgspec")),
-            f"- Input: one shape-B page of {RECORDS} calls from `voiceapi_async.testing.Dataset` "
-            f"(seed {SEED}, {DAY}), in two variants below; time zone {harness.TIMEZONE}",
-            f"- Timing: best of {rounds} interleaved rounds, each ≥ {min_seconds} s of "
-            "iterations per contender, GC enabled",
-            f"- Target: voiceapi_async ≥ {TARGET_RATIO}x the equivalent ceiling (row 3)",
-            "",
-            "Rows:",
-            "",
-            "1. **floor**: `orjson.loads(body)['data']['data']`, plain dicts, no typing.",
-            "2. **voiceapi_async**: `orjson.loads`, then `converter.structure_rows(rows, Call)`: "
-            "aware `pendulum.DateTime`, `pendulum.Duration`, `Decimal`, `int`, open enums, "
-            "unknown keys kept in `extra`.",
-            "3. **ceiling**: `msgspec.json.Decoder(Body, dec_hook=..., strict=False)` into a "
-            "frozen `gc=False` Struct with the same output types (checked equal to row 2 for "
-            "every record before timing). Generous to msgspec: it drops unknown keys instead of "
-            "keeping them, and leaves status/hangup_by as `str`.",
-            "4. **not equivalent**, context only: msgspec's own types (naive `datetime`, `str` "
-            "durations).",
-        ]
-    )
+    table = harness.table("# | contender | records/s | µs per record | x ceiling", lines, left=2)
+    return f"## {title} ({len(body):,} bytes)\n\n{table}\n\n{verdict}"
 
 
 def main() -> int:
-    args = harness.arguments(__doc__).parse_args()
-    rounds, min_seconds = (2, 0.05) if args.quick else (5, 0.3)
-    sections = [header(rounds, min_seconds)]
-    for title, spec_only in INPUTS.items():
-        body = page_body(spec_only=spec_only)
-        sections.append(measure(f"Input {len(sections)}: {title}", body, rounds, min_seconds))
-    harness.publish("convert", "\n\n".join(sections), quick=args.quick)
+    args = harness.arguments(__doc__, rounds=5, quick_rounds=2)
+    min_seconds = 0.05 if args.quick else 0.3
+    sections = [measure(title, only, args.rounds, min_seconds) for title, only in INPUTS.items()]
+    facts = [
+        f"- Input: one shape-B page of {RECORDS} calls from `voiceapi_async.testing.Dataset` "
+        f"(seed {SEED}, {DAY}), time zone {harness.TIMEZONE}",
+        f"- Timing: best of {args.rounds} interleaved rounds, each ≥ {min_seconds} s of "
+        "iterations per contender, GC enabled",
+    ]
+    packages = ("cattrs", "attrs", "pendulum", "orjson", "msgspec")
+    harness.publish(__doc__, facts, sections, packages=packages, quick=args.quick)
     return 0
 
 

@@ -1,12 +1,6 @@
 """Simulator benchmark: pages a second served, beside a plain aiohttp handler.
 
-One load generator (32 requests in flight) cycles through every (day, page) of 30
-days of 2,000 calls, in a shuffled order, against each server in its own process: a
-plain aiohttp handler returning the bytes of one real calls page (the ceiling), the
-simulator's calls pages with the day written as the client writes it and in ISO
-dates, and its recordings pages (each audio URL signed as it is served).
-
-Target: the simulator's calls pages ≥ 2,000 pages/s.
+Method, servers and target: benchmarks/README.md, section "simulator".
 """
 
 from __future__ import annotations
@@ -15,7 +9,6 @@ import asyncio
 import datetime as dt
 import itertools
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -31,11 +24,11 @@ from aiohttp import web
 
 SEED = 20240305
 CALLS_PER_DAY = 2_000
-FIRST_DAY = dt.date(2024, 3, 1)
-DAYS = 30
+FIRST_DAY, LAST_DAY = dt.date(2024, 3, 1), dt.date(2024, 3, 30)
 PER_PAGE = 100
 CONCURRENCY = 32
 TARGET = 2_000.0
+DATA = harness.dataset(seed=SEED, calls_per_day=CALLS_PER_DAY)
 ROWS = (  # the simulator's rows: label, report, how the day is written
     ("simulator, calls", "calls", "%b %d, %Y"),
     ("simulator, calls, ISO-date filter", "calls", "%Y-%m-%d"),
@@ -45,51 +38,35 @@ ROWS = (  # the simulator's rows: label, report, how the day is written
 
 @dataclass
 class Contender:
-    """A server under test, the pages asked of it (with each one's size) and its runs."""
+    """A server under test, the pages asked of it (each with its size), a full page's size."""
 
     label: str
     server: harness.Server
     pages: list[tuple[yarl.URL, int]] = field(default_factory=list)
     page_bytes: int = 0
-    """The size of a full page of the median size."""
 
 
-def serve_plain(body_path: str) -> None:
+def serve_plain(body_path: str, port: str) -> None:
     """Serve the file's bytes on every request until SIGTERM (in a child process)."""
     body = Path(body_path).read_bytes()
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/", page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        print(f"http://{host}:{port}/", flush=True)
-        await stop.wait()
-        await runner.cleanup()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.router.add_get("/", page)
+    web.run_app(app, host="127.0.0.1", port=int(port), access_log=None, print=None)
 
 
 async def discover(row: Contender, report: str, day_format: str) -> bytes:
-    """Fetch every page of every day once (warming the server) and check their ids.
+    """Fetch every page once (warming the server), check their ids, set the row's pages.
 
-    Sets the row's pages, shuffled, and returns a full page of the median size.
+    Returns a full page of the median size.
     """
     harness.log(f"{row.label}: fetching every page once")
-    days = [FIRST_DAY + dt.timedelta(days=n) for n in range(DAYS)]
-    truth = harness.ids_by_day(
-        harness.dataset(seed=SEED, calls_per_day=CALLS_PER_DAY), days[0], days[-1], report
-    )
-    full: list[bytes] = []
+    truth, full = harness.ids_by_day(DATA, FIRST_DAY, LAST_DAY, report), list[bytes]()
     async with aiohttp.ClientSession(headers=harness.HEADERS) as session:
-        for day in days:
+        for day, day_ids in truth.items():
             ids: set[str] = set()
             records, page, last_page = 0, 1, 1
             while page <= last_page:
@@ -106,7 +83,7 @@ async def discover(row: Contender, report: str, day_format: str) -> bytes:
                 if page < last_page:
                     full.append(body)
                 page += 1
-            harness.check(f"{row.label}, {day}", truth[day], records, ids)
+            harness.check(f"{row.label}, {day}", day_ids, records, ids)
     random.Random(SEED).shuffle(row.pages)
     full.sort(key=len)
     row.page_bytes = len(full[len(full) // 2])
@@ -142,7 +119,7 @@ def measure(contender: Contender, seconds: float) -> tuple[float, float]:
     return pages / elapsed, (contender.server.cpu_seconds() - cpu) / pages
 
 
-def report(rows: list[Contender], runs: dict[str, list[tuple[float, float]]], plan: str) -> str:
+def report(rows: list[Contender], runs: dict[str, list[tuple[float, float]]]) -> list[str]:
     ceiling = statistics.median(rate for rate, _ in runs[rows[0].label])
     lines = []
     for number, row in enumerate(rows, start=1):
@@ -153,48 +130,23 @@ def report(rows: list[Contender], runs: dict[str, list[tuple[float, float]]], pl
             f"{max(rates):,.0f} | {rate / ceiling:.2f}x | {cpu * 1e6:,.0f} | {1 / cpu:,.0f}"
         )
     calls = statistics.median(rate for rate, _ in runs[rows[1].label])
-    return "\n".join(
-        [
-            "# Simulator benchmark: pages a second served",
-            "",
-            *harness.environment(("aiohttp", "orjson", "attrs", "pendulum")),
-            "- Servers: each in its own subprocess; the simulator as `python -m "
-            "voiceapi_async.testing serve --shape b --rate-limit 0` (faults and latency off), "
-            f"seed {SEED}, {CALLS_PER_DAY:,} calls a day; pages of {PER_PAGE} records over {DAYS} "
-            f"one-day ranges from {FIRST_DAY}",
-            f"- Load: one aiohttp client process, {CONCURRENCY} requests in flight, cycling "
-            "through every (day, page) in a shuffled order, each body read in full and checked "
-            "for its status and size; every page fetched once before timing, its ids checked "
-            "against the ground truth",
-            f"- Timing: {plan}; server CPU from `/proc` over the same span",
-            f"- Target: the simulator's calls pages ≥ {TARGET:,.0f} pages/s",
-            "",
-            harness.table(
-                "# | server | page bytes | pages/s (median) | range | x plain | server CPU "
-                "µs/page | pages per server CPU-second",
-                lines,
-                left=2,
-            ),
-            "",
-            f"The simulator serves **{calls:,.0f}** calls pages of {PER_PAGE} records a second "
-            f"({calls / ceiling:.2f}x the plain handler); target ≥ {TARGET:,.0f}: "
-            f"{harness.met(calls >= TARGET)}.",
-            "",
-            "With two cores, the client takes one and the server the other, so pages/s is "
-            "bounded by whichever side is slower; the server's CPU time per page (and its "
-            "inverse, the pages one fully busy core could serve) is the simulator's own cost.",
-        ]
-    )
+    header = "# | server | page bytes | pages/s (median) | range | x plain | server CPU µs/page"
+    return [
+        harness.table(header + " | pages per server CPU-second", lines, left=2),
+        harness.verdict(
+            f"The simulator serves **{calls:,.0f}** calls pages a second ({calls / ceiling:.2f}x "
+            f"the plain handler); target ≥ {TARGET:,.0f}",
+            calls >= TARGET,
+        ),
+    ]
 
 
 def main() -> int:
-    parser = harness.arguments(__doc__)
-    parser.add_argument("--serve-plain", metavar="BODY", help="internal")
-    args = parser.parse_args()
-    if args.serve_plain:
-        serve_plain(args.serve_plain)
+    args = harness.arguments(__doc__, rounds=5)
+    if args.child:
+        serve_plain(*args.child)
         return 0
-    rounds, seconds = (1, 0.5) if args.quick else (5, 4.0)
+    seconds = 0.5 if args.quick else 4.0
     with (
         tempfile.TemporaryDirectory() as scratch,
         harness.simulator(
@@ -207,17 +159,24 @@ def main() -> int:
         ]
         body = Path(scratch, "page.json")
         body.write_bytes(pages[0])  # a calls page of the median size
-        with harness.server([sys.executable, __file__, "--serve-plain", str(body)]) as plain:
+        port = harness.free_port()
+        command = [sys.executable, __file__, "--child", str(body), str(port)]
+        with harness.server(command, port=port) as plain:
             label, size = "plain aiohttp handler, fixed bytes (ceiling)", len(pages[0])
             rows.insert(0, Contender(label, plain, [(yarl.URL(plain.base_url), size)], size))
             runs = harness.interleave(
                 rows,
-                rounds,
+                args.rounds,
                 lambda row: measure(row, seconds),
                 lambda run: f"{run[0]:,.0f} pages/s",
             )
-    plan = f"median of {rounds} interleaved round(s) of {seconds:g} s per server (and the range)"
-    harness.publish("simulator", report(rows, runs, plan), quick=args.quick)
+    facts = [
+        f"- Data: seed {SEED}, {CALLS_PER_DAY:,} calls a day, {PER_PAGE} a page, days "
+        f"{FIRST_DAY}..{LAST_DAY}; {CONCURRENCY} requests in flight",
+        f"- Timing: median of {args.rounds} interleaved round(s) of {seconds:g} s per server",
+    ]
+    packages = ("aiohttp", "orjson", "attrs", "pendulum")
+    harness.publish(__doc__, facts, report(rows, runs), packages=packages, quick=args.quick)
     return 0
 
 

@@ -3,7 +3,7 @@
 ``open_client(ClientConfig.from_env())`` opens a client for the account the
 ``VOICEAPI_*`` variables describe; ``open_client(None)`` first starts the bundled
 simulator in this process (a faithful local Voice API with a few injected faults,
-which the client retries) and points the client at it.
+which the client retries, at its default volume) and points the client at it.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import datetime as dt
 import sys
 from collections.abc import AsyncIterator, Sequence
 
+import stamina
+
 from voiceapi_async import ClientConfig, RetryPolicy, VoiceClient
 
 DEMO_SEED = 7
 """The simulator's seed with ``--demo``: the same seed serves the same records."""
 DEMO_TIMEZONE = "Asia/Kolkata"
 """The simulated account's time zone."""
-DEMO_CALLS_PER_DAY = 300
-"""Average calls a day in the simulator (each day varies by +-20%); recordings are
-about 30% of that."""
 DEMO_TOKEN = "demo-token"
 """The one token the simulator accepts."""
 DEMO_RETRY = RetryPolicy(wait_initial=0.05, wait_max=0.5, wait_jitter=0.05)
@@ -32,6 +31,9 @@ DEMO_RETRY = RetryPolicy(wait_initial=0.05, wait_max=0.5, wait_jitter=0.05)
 @contextlib.asynccontextmanager
 async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]:
     """Yield a client for ``config``; for None, start a simulator and point one at it."""
+    # Retries are logged with `logging` even where structlog is installed: an
+    # unconfigured structlog prints to stdout, where these examples print their data.
+    stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
     if config is not None:
         async with VoiceClient(config) as client:
             yield client
@@ -42,7 +44,6 @@ async def open_client(config: ClientConfig | None) -> AsyncIterator[VoiceClient]
     async with run_simulator(
         seed=DEMO_SEED,
         timezone=DEMO_TIMEZONE,
-        calls_per_day=DEMO_CALLS_PER_DAY,
         token=DEMO_TOKEN,
         faults=Faults.demo(),
     ) as simulator:

@@ -4,8 +4,12 @@ Run it against the bundled simulator::
 
     python -m voiceapi_async.testing serve --port 8080 &
     export VOICEAPI_BASE_URL=http://127.0.0.1:8080/api/v2/ VOICEAPI_TOKEN=demo-token
-    export VOICEAPI_TIMEZONE=Asia/Kolkata
+    export VOICEAPI_TIMEZONE=Asia/Kolkata   # the account's: required, no default
     uvicorn fastapi_app:app --app-dir examples
+
+``VOICEAPI_TIMEZONE`` is the account's time zone, from the account's settings in the
+provider's dashboard (the simulator's is Asia/Kolkata); without it the app refuses
+to start, saying so.
 
 Endpoints:
 
@@ -17,6 +21,8 @@ Endpoints:
 
 A range longer than ``VOICEAPI_MAX_DAYS`` days (default 3660), or a day outside
 0001-01-02..9999-12-30, is a 422 that says so, answered before anything is fetched.
+Every error has one body, ``{"error": {"code", "status", "message", "details"}}``;
+``/docs`` shows each route's media types, the row schemas and the error answers.
 If the upstream fails after a response started, the body ends with one error line
 (``{"error": {...}}`` in NDJSON, a ``#error,...`` row in CSV) and the connection is
 closed without the final chunk; see :mod:`voiceapi_async.contrib.fastapi`.
@@ -31,14 +37,16 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Query
 
-from voiceapi_async import ClientConfig, VoiceClient
+from voiceapi_async import ClientConfig, Report, VoiceClient
 from voiceapi_async.contrib.fastapi import (
     RecordStreamResponse,
     csv_response,
+    error_responses,
     get_voice_client,
     install_error_handlers,
     ndjson_response,
     open_stream,
+    stream_route,
     voice_client_lifespan,
 )
 
@@ -51,7 +59,7 @@ To = Annotated[dt.date, Query(alias="to", description="last day, inclusive")]
 Format = Annotated[Literal["ndjson", "csv"], Query(alias="format")]
 
 
-@app.get("/calls")
+@app.get("/calls", **stream_route(Report.CALLS))
 async def calls(
     client: Client, start: From, end: To, fmt: Format = "ndjson"
 ) -> RecordStreamResponse:
@@ -60,7 +68,7 @@ async def calls(
     return await (csv_response(stream) if fmt == "csv" else ndjson_response(stream))
 
 
-@app.get("/recordings")
+@app.get("/recordings", **stream_route(Report.RECORDINGS))
 async def recordings(
     client: Client, start: From, end: To, fmt: Format = "ndjson"
 ) -> RecordStreamResponse:
@@ -69,7 +77,7 @@ async def recordings(
     return await (csv_response(stream) if fmt == "csv" else ndjson_response(stream))
 
 
-@app.get("/calls/summary")
+@app.get("/calls/summary", responses=error_responses())
 async def calls_summary(client: Client, day: dt.date) -> dict[str, object]:
     """Summarise one day's calls while streaming them."""
     by_status: Counter[str] = Counter()

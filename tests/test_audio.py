@@ -412,7 +412,9 @@ def make_recording(url: str | None, ident: str = "rec-1") -> Recording:
 
 
 def offline_client(**settings: Any) -> VoiceClient:
-    return VoiceClient(base_url="http://127.0.0.1:9/api/v2/", token=TOKEN, retry=FAST, **settings)
+    return VoiceClient(
+        base_url="http://127.0.0.1:9/api/v2/", token=TOKEN, timezone="UTC", retry=FAST, **settings
+    )
 
 
 @pytest.mark.asyncio
@@ -509,12 +511,13 @@ async def test_memory_stays_flat_for_a_large_file(tmp_path: Path) -> None:
 
 def test_audio_settings_have_defaults_and_come_from_the_environment() -> None:
     """The audio settings default sensibly and are read from VOICEAPI_AUDIO_*."""
-    default = ClientConfig(base_url="http://h/", token="t")
+    default = ClientConfig(base_url="http://h/", token="t", timezone="UTC")
     assert (default.audio_max_in_flight, default.audio_renewals) == (8, 2)
     assert default.audio_max_bytes == 512 * 1024 * 1024
     env = {
         "VOICEAPI_BASE_URL": "http://h/",
         "VOICEAPI_TOKEN": "t",
+        "VOICEAPI_TIMEZONE": "UTC",
         "VOICEAPI_AUDIO_MAX_IN_FLIGHT": "3",
         "VOICEAPI_AUDIO_MAX_BYTES": "1000",
         "VOICEAPI_AUDIO_TIMEOUT": "2.5",
@@ -538,7 +541,7 @@ def test_audio_settings_are_validated(setting: str, value: float) -> None:
     """Out-of-range audio settings are refused, naming the setting."""
     settings: dict[str, Any] = {setting: value}
     with pytest.raises(ValueError, match=setting):
-        ClientConfig(base_url="http://h/", token="t", **settings)
+        ClientConfig(base_url="http://h/", token="t", timezone="UTC", **settings)
 
 
 def test_link_expiry_is_read_from_the_amz_parameters() -> None:

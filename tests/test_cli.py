@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from voiceapi_async import Report
 from voiceapi_async.backfill import Manifest, WindowState
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
 from voiceapi_async.testing._plugin import serve_in_thread
@@ -117,6 +118,9 @@ def test_backfill_command_exports_the_ground_truth(
     result = voiceapi(*backfill_args(tmp_path, fmt), env=settings(sim))
     assert result.returncode == 0, result.stderr
     assert "backfill summary" in result.stdout
+    requests = len(sim.observed.report_requests())
+    assert f"requests: {requests:,} (" in result.stdout
+    assert "per 1,000 records); page size: " in result.stdout
     for report in ("calls", "recordings"):
         ids = exported_ids(tmp_path, report, fmt)
         assert len(ids) == len(set(ids))
@@ -148,7 +152,9 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
         clock=lambda: FIXED_CLOCK,
     )
     rng = random.Random(f"crash-{stop}")
-    args = ["--from", "2024-03-01", "--to", "2024-03-21", "--concurrency", "2"]
+    # Small pages: a day a request window, about 8 pages each, so a run takes long
+    # enough to be stopped at many different moments.
+    args = ["--from", "2024-03-01", "--to", "2024-03-21", "--concurrency", "2", "--per-page", "5"]
     cut_short = 0
     with serve_in_thread(config) as slow:
         env = settings(slow)
@@ -157,8 +163,13 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
         assert whole.returncode == 0, whole.stderr
         out = tmp_path / "interrupted"
         for _ in range(3):
+            # Stopped once the simulator has seen a random number more requests.
+            moment = len(slow.observed.requests) + rng.randint(10, 120)
             process = start(*backfill_args(out, "parquet"), *args, env=env)
-            time.sleep(rng.uniform(1.0, 1.8))
+            deadline = time.monotonic() + 60
+            while len(slow.observed.requests) < moment and process.poll() is None:
+                assert time.monotonic() < deadline, "the backfill made no requests"
+                time.sleep(0.005)
             process.send_signal(stop)
             _, stderr = process.communicate(timeout=60)
             if stop == signal.SIGINT and process.returncode != 0:
@@ -181,13 +192,13 @@ def test_interrupted_runs_resume_to_identical_output(tmp_path: Path, stop: signa
 @pytest.mark.parametrize(
     ("args", "env", "code", "message"),
     [
-        (["--from", "2024-03-05", "--to", "2024-03-01"], {}, 2, "before start"),
+        (["--from", "2024-03-05", "--to", "2024-03-01"], {}, 2, "--to 2024-03-01 is before --from"),
         (["--format", "xml"], {}, 2, "'xml' is not one of"),
         ([], {"VOICEAPI_TOKEN": ""}, 2, "no token: set VOICEAPI_TOKEN"),
         ([], {"VOICEAPI_BASE_URL": "http://127.0.0.1:9/api/v2/"}, 4, "cannot reach the API"),
         ([], {"VOICEAPI_TOKEN": "wrong"}, 3, "authentication failed: check VOICEAPI_TOKEN"),
         (["--to", "9999-12-31"], {}, 2, "the supported range is 0001-01-02 to 9999-12-30"),
-        (["--from", "0001-01-01"], {}, 2, "start='0001-01-01' is outside the dates"),
+        (["--from", "0001-01-01"], {}, 2, "--from '0001-01-01' is outside the supported dates"),
         (["--from", "0002-01-01", "--to", "9998-12-31"], {}, 2, "(--max-days, VOICEAPI_MAX_DAYS)"),
         ([], {"VOICEAPI_MAX_DAYS": "1"}, 2, "covers 2 days, more than the limit of 1 days"),
         (["--max-days", "0"], {}, 2, "0 is not in the range x>=1"),
@@ -284,7 +295,7 @@ def test_a_failed_stream_writes_nothing_to_stdout(sim: VoiceSimulator, fmt: str)
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--from", "2024-03-01", "--to", "9999-12-31"], {}, "end='9999-12-31' is outside"),
+        (["--from", "2024-03-01", "--to", "9999-12-31"], {}, "--to '9999-12-31' is outside"),
         (["--from", "0002-01-01", "--to", "9998-12-31"], {}, "covers 3,651,329 days"),
         (["--from", "2024-03-01", "--to", "2024-03-31"], {"VOICEAPI_MAX_DAYS": "7"}, "(--max-days"),
         (["--from", "2024-03-01", "--to", "2024-03-01"], {"VOICEAPI_TOKEN": "a b"}, "U+0020"),
@@ -305,3 +316,200 @@ def test_streaming_commands_refuse_bad_input_as_usage_errors(
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert len(sim.observed.report_requests()) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--from", "2024-13-01", "--to", "2024-03-01"],
+            "--from '2024-13-01' is not a date (YYYY-MM-DD)",
+        ),
+        (["--from", "2024-03-01", "--to", "March"], "--to 'March' is not a date (YYYY-MM-DD)"),
+        (
+            ["--from", "2024-03-05T10:00", "--to", "2024-03-06"],
+            "--from '2024-03-05T10:00' has no UTC offset, which is ambiguous: add one, like "
+            "2024-03-05T10:00:00+05:30, or give a date (2024-03-05) for the whole day",
+        ),
+        (["--from", "2024-03-05", "--to", "2024-03-01"], "--to 2024-03-01 is before --from"),
+        (
+            ["--from", "2024-03-05T10:00+05:30", "--to", "2024-03-05T09:00+05:30"],
+            "--to (2024-03-05 09:00:00) is before --from (2024-03-05 10:00:00) in Asia/Kolkata",
+        ),
+        (
+            ["--from", "2024-03-01", "--to", "2024-03-01", "--timezone", "Mars/Olympus_Mons"],
+            "--timezone 'Mars/Olympus_Mons' is not a time zone",
+        ),
+        (
+            ["--from", "2024-03-01", "--to", "2024-03-01", "--base-url", "ftp://h/api/v2/"],
+            "--base-url must start with http:// or https://",
+        ),
+    ],
+)
+def test_messages_name_the_commands_own_flags(
+    sim: VoiceSimulator, args: list[str], message: str
+) -> None:
+    """Bad dates, zones and URLs are usage errors naming the flag, never library arguments."""
+    result = voiceapi("calls", *args, env=settings(sim))
+    assert result.returncode == 2, result.stderr
+    assert message in " ".join(result.stderr.split())
+    for library_word in ("start=", "end=", "base_url", "pendulum", "Traceback"):
+        assert library_word not in result.stderr
+    assert len(sim.observed.report_requests()) == 0
+
+
+@pytest.mark.parametrize("command", ["calls", "recordings", "backfill"])
+def test_the_time_zone_is_required_and_the_message_says_where_to_find_it(
+    sim: VoiceSimulator, tmp_path: Path, command: str
+) -> None:
+    """Without --timezone or VOICEAPI_TIMEZONE: exit 2, naming the dashboard and both ways."""
+    env = {key: value for key, value in settings(sim).items() if key != "VOICEAPI_TIMEZONE"}
+    args = ["--from", "2024-03-01", "--to", "2024-03-01"]
+    if command == "backfill":
+        args = ["calls", *args, "--out", str(tmp_path)]
+    result = voiceapi(command, *args, env=env)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "no time zone: --timezone (or VOICEAPI_TIMEZONE) is required, with no default" in (
+        message
+    )
+    assert "the account's settings in the provider's dashboard" in message
+    assert len(sim.observed.report_requests()) == 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_verify_without_a_sample_needs_no_time_zone(sim: VoiceSimulator, tmp_path: Path) -> None:
+    """Checking files against their manifest reads no date: no --timezone needed."""
+    assert voiceapi(*backfill_args(tmp_path, "jsonl"), env=settings(sim)).returncode == 0
+    result = voiceapi("verify", "--out", str(tmp_path), env={})
+    assert result.returncode == 0, result.stderr
+    assert "every partition holds" in result.stderr
+
+
+def summary_records(stdout: str) -> dict[str, int]:
+    """Return the records column of each report's row of the printed summary table."""
+    records = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if cells[0] in ("calls", "recordings"):
+            records[cells[0]] = int(cells[6].replace(",", ""))
+    return records
+
+
+def duckdb_counts(command: str) -> dict[str, int]:
+    """Run a printed DuckDB line in a shell (with this interpreter first on the PATH)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    counted = subprocess.run(
+        command,
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        check=False,
+    )
+    assert counted.returncode == 0, counted.stderr
+    rows = (line.strip("│ ").split("│") for line in counted.stdout.splitlines())
+    return {cells[0].strip(): int(cells[1]) for cells in rows if cells[-1].strip().isdigit()}
+
+
+def test_the_demo_runs_its_simulator_apart_and_prints_a_duckdb_line_that_counts_its_files(
+    tmp_path: Path,
+) -> None:
+    """A small --demo: the simulator in a process of its own, stopped at the end.
+
+    The printed DuckDB line, run by a shell, gives the summary's counts.
+    """
+    out = tmp_path / "demo's $out"  # the line quotes what a shell or SQL would misread
+    args = ["backfill", "all", "--demo", "--from", "2024-03-01", "--to", "2024-03-02"]
+    result = voiceapi(*args, "--format", "parquet", "--out", str(out), env={})
+    assert result.returncode == 0, result.stderr
+    stderr = " ".join(result.stderr.split())
+    assert "the simulated account's time zone is Asia/Kolkata (the simulator's" in stderr
+    simulator_pid = int(stderr.split("(process ")[1].split(")")[0])
+    assert not Path(f"/proc/{simulator_pid}").exists()  # stopped and reaped
+    lines = result.stdout.splitlines()
+    assert lines[-6] == f"files in {out}/:"
+    assert lines[-5].split() == ["calls/date=YYYY-MM-DD/part-0.parquet", "2", "days"]
+    assert lines[-4].split() == ["recordings/date=YYYY-MM-DD/part-0.parquet", "2", "days"]
+    assert lines[-2] == "count their records with DuckDB:"
+    command = lines[-1].strip()
+    assert command.startswith(("python -c ", ".venv/bin/python -c "))
+    expected = summary_records(result.stdout)
+    assert duckdb_counts(command) == expected
+    assert expected["calls"] > 100
+    assert expected["recordings"] > 0
+
+
+@pytest.mark.parametrize(("fmt", "gzip"), [("jsonl", True), ("csv", False)])
+def test_the_duckdb_line_reads_every_format(
+    sim: VoiceSimulator, tmp_path: Path, fmt: str, gzip: bool
+) -> None:
+    """JSON Lines (gzipped) and CSV partitions are counted by the printed line too."""
+    extra = ["--gzip"] if gzip else []
+    result = voiceapi(*backfill_args(tmp_path, fmt, *extra, what="calls"), env=settings(sim))
+    assert result.returncode == 0, result.stderr
+    assert f"part-0.{fmt}{'.gz' if gzip else ''}" in result.stdout
+    command = result.stdout.splitlines()[-1].strip()
+    assert duckdb_counts(command) == {"calls": len(sim.ids_between("calls", *RANGE))}
+
+
+def test_serve_fake_is_the_simulators_click_command() -> None:
+    """`voiceapi serve-fake` has the simulator's options and click's messages under its name."""
+    helped = voiceapi("serve-fake", "--help")
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("Usage: python -m voiceapi_async serve-fake [OPTIONS]")
+    for flag in ("--port", "--shape", "--calls-per-day N", "--faults", "--storage-stall"):
+        assert flag in helped.stdout
+    bad = voiceapi("serve-fake", "--shape", "d")
+    assert bad.returncode == 2
+    assert "Invalid value for '--shape': 'd' is not one of 'a', 'b', 'c'" in bad.stderr
+
+
+@pytest.mark.asyncio
+async def test_a_demo_simulator_that_does_not_start_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator's process ends without an address: a _DemoError with its last words."""
+    from voiceapi_async import cli
+
+    monkeypatch.setattr(sys, "executable", "/bin/sh")  # sh -m ...: an illegal option
+    connection = cli.Connection(
+        base_url=None,
+        token=None,
+        timezone="UTC",
+        demo=True,
+        rate_limit=None,
+        max_attempts=1,
+        max_days=7,
+    )
+    with pytest.raises(cli._DemoError, match=r"the demo's simulator did not start \(-m "):
+        async with cli._demo_simulator(connection):
+            pass  # pragma: no cover - never reached
+
+
+def test_the_duckdb_line_runs_this_interpreter_by_its_path_under_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under the working directory (make demo's .venv), the line names the interpreter's path."""
+    from voiceapi_async import cli
+
+    interpreter = Path(sys.executable)
+    monkeypatch.chdir(interpreter.parents[2])
+    expected = str(interpreter.relative_to(interpreter.parents[2]))
+    line = cli.duckdb_command(Path("out"), "csv", "csv", [Report.CALLS])
+    assert line.startswith(f"{expected} -c ")
+    assert "read_csv('out/calls/*/*.csv')" in line
+    assert "ORDER BY" not in line
+
+
+def test_the_simulators_command_without_click_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without click, `python -m voiceapi_async.testing` exits 2 naming the cli extra."""
+    from voiceapi_async.testing import _cli
+
+    monkeypatch.setitem(sys.modules, "voiceapi_async.testing._command", None)
+    assert _cli.main(["serve"]) == 2
+    assert _cli.serve_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("pip install 'voiceapi-async[cli]'") == 2

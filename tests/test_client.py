@@ -1,11 +1,14 @@
 import asyncio
+import copy
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
+import pickle
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
+import attrs
 import pendulum
 import pytest
 import pytest_asyncio
@@ -14,6 +17,7 @@ from voiceapi_async import (
     AuthenticationError,
     Call,
     ClientConfig,
+    ConfigError,
     NotFoundError,
     PagingError,
     Recording,
@@ -25,7 +29,7 @@ from voiceapi_async import (
 from voiceapi_async._fanout import PAGES_PER_WINDOW_BUFFER, run_windows
 from voiceapi_async._gate import Admission
 from voiceapi_async._stream import PAGE_QUEUE_SIZE
-from voiceapi_async.client import PAGE_BUDGET_PER_SLOT
+from voiceapi_async.client import PAGE_BUDGET_PER_SLOT, page_budget
 from voiceapi_async.testing import Faults, VoiceSimulator, run_simulator
 
 TOKEN = "tok-7f3a9c2e5b1d"
@@ -39,6 +43,10 @@ FAULTY = Faults(
     truncated=0.04,
     error_in_200=0.03,
     html_error=0.03,
+)
+# A bare list answers a whole span in one request: a few requests must meet faults too.
+FAULTIER = Faults(
+    latency_ms=2, server_error=0.3, reset=0.15, truncated=0.15, error_in_200=0.1, html_error=0.1
 )
 
 
@@ -70,7 +78,7 @@ async def test_records_equal_ground_truth_under_faults(shape: str, per_page: int
             token=TOKEN,
             shape=shape,
             calls_per_day=90,
-            faults=FAULTY,
+            faults=FAULTIER if shape == "a" else FAULTY,
             seed=per_page,
             rate_limit=40,
             rate_window=1.0,
@@ -284,10 +292,10 @@ async def test_slow_consumer_holds_producers_back(sim: VoiceSimulator) -> None:
     # 30 days of ~60 pages each exist. The bound (README, "Limits, retries and memory"):
     # the page budget, the head day's look-ahead (as large), the ready pages per open
     # day, the consumer's queue; then the pages in hand (the merger's and the one the
-    # consumer took), each open day's whole-day page 1, fetched and dropped because the
-    # day is read as two parts, and its second part's page 1, fetched ahead to check
-    # that the parts' counts add up.
-    budget = PAGE_BUDGET_PER_SLOT * 4
+    # consumer took), the probe's page 1 (the whole range, declined) and a spare, and
+    # each open day's parts' page 1s, fetched ahead to check that they hold apart.
+    budget = page_budget(4, 2)
+    assert budget == PAGE_BUDGET_PER_SLOT * 4
     held = budget + budget + 2 * PAGES_PER_WINDOW_BUFFER + PAGE_QUEUE_SIZE
     bound = held + 2 + 2 + 2
     assert fetched <= bound
@@ -459,14 +467,20 @@ async def test_stalled_bodies_time_out_and_are_retried() -> None:
 
 def test_max_response_bytes_setting() -> None:
     """max_response_bytes defaults to 64 MiB, is read from the environment and must be >= 1."""
-    env = {"VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/", "VOICEAPI_TOKEN": "abc"}
+    env = {
+        "VOICEAPI_BASE_URL": "https://portal.example.test/api/v2/",
+        "VOICEAPI_TOKEN": "abc",
+        "VOICEAPI_TIMEZONE": "UTC",
+    }
     assert ClientConfig.from_env(env).max_response_bytes == 64 * 1024 * 1024
     config = ClientConfig.from_env({**env, "VOICEAPI_MAX_RESPONSE_BYTES": "1024"})
     assert config.max_response_bytes == 1024
     with pytest.raises(ValueError, match="VOICEAPI_MAX_RESPONSE_BYTES='lots'"):
         ClientConfig.from_env({**env, "VOICEAPI_MAX_RESPONSE_BYTES": "lots"})
     with pytest.raises(ValueError, match="max_response_bytes"):
-        ClientConfig(base_url="https://x/api/v2/", token="abc", max_response_bytes=0)
+        ClientConfig(
+            base_url="https://x/api/v2/", token="abc", timezone="UTC", max_response_bytes=0
+        )
 
 
 def test_config_from_env_and_validation() -> None:
@@ -495,7 +509,12 @@ def test_config_from_env_and_validation() -> None:
         ({"auth": "cookie"}, "cookie"),
     ]
     for bad, needle in cases:
-        settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", **bad}
+        settings: dict[str, Any] = {
+            "base_url": "https://x/api/v2/",
+            "token": "t",
+            "timezone": "UTC",
+            **bad,
+        }
         with pytest.raises(ValueError, match=needle):
             ClientConfig(**settings)
 
@@ -522,11 +541,13 @@ def test_a_base_url_that_would_misroute_requests_is_refused_at_config_time(
 ) -> None:
     """Query, fragment, other schemes, no host, user info: a ValueError that hides secrets."""
     with pytest.raises(ValueError, match=needle) as caught:
-        ClientConfig(base_url=base_url, token="t")
+        ClientConfig(base_url=base_url, token="t", timezone="UTC")
     assert "s3cr3t" not in str(caught.value)
     assert "portal.example.com/api/v2/" in str(caught.value)  # the example of a good one
     with pytest.raises(ValueError, match=needle):
-        ClientConfig.from_env({"VOICEAPI_BASE_URL": base_url, "VOICEAPI_TOKEN": "t"})
+        ClientConfig.from_env(
+            {"VOICEAPI_BASE_URL": base_url, "VOICEAPI_TOKEN": "t", "VOICEAPI_TIMEZONE": "UTC"}
+        )
 
 
 def test_good_base_urls_keep_their_path_and_gain_a_slash() -> None:
@@ -536,7 +557,7 @@ def test_good_base_urls_keep_their_path_and_gain_a_slash() -> None:
         (" http://127.0.0.1:8080/api/v2/ ", "http://127.0.0.1:8080/api/v2/"),
         ("http://[::1]:9/api/v2/", "http://[::1]:9/api/v2/"),
     ]:
-        assert ClientConfig(base_url=url, token="t").base_url == expected
+        assert ClientConfig(base_url=url, token="t", timezone="UTC").base_url == expected
 
 
 @pytest.mark.parametrize(
@@ -555,29 +576,39 @@ def test_good_base_urls_keep_their_path_and_gain_a_slash() -> None:
 def test_a_token_that_cannot_be_sent_is_refused_without_showing_it(token: str, needle: str) -> None:
     """Whitespace, control or non-ASCII characters: a ValueError naming the character only."""
     with pytest.raises(ValueError, match=needle) as caught:
-        ClientConfig(base_url="https://x/api/v2/", token=token)
+        ClientConfig(base_url="https://x/api/v2/", token=token, timezone="UTC")
     message = str(caught.value)
     assert "tok-" not in message
     assert "12345" not in message
     assert "67890" not in message
     with pytest.raises(ValueError, match=needle):
-        ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/api/v2/", "VOICEAPI_TOKEN": token})
+        ClientConfig.from_env(
+            {
+                "VOICEAPI_BASE_URL": "https://x/api/v2/",
+                "VOICEAPI_TOKEN": token,
+                "VOICEAPI_TIMEZONE": "UTC",
+            }
+        )
 
 
 def test_max_days_has_a_default_an_env_variable_and_a_lower_bound() -> None:
     """max_days defaults to 3660, reads VOICEAPI_MAX_DAYS and refuses 0 or words."""
-    env = {"VOICEAPI_BASE_URL": "https://x/api/v2/", "VOICEAPI_TOKEN": "t"}
+    env = {
+        "VOICEAPI_BASE_URL": "https://x/api/v2/",
+        "VOICEAPI_TOKEN": "t",
+        "VOICEAPI_TIMEZONE": "UTC",
+    }
     assert ClientConfig.from_env(env).max_days == 3660
     assert ClientConfig.from_env({**env, "VOICEAPI_MAX_DAYS": "31"}).max_days == 31
     with pytest.raises(ValueError, match="VOICEAPI_MAX_DAYS='month'"):
         ClientConfig.from_env({**env, "VOICEAPI_MAX_DAYS": "month"})
     with pytest.raises(ValueError, match="max_days"):
-        ClientConfig(base_url="https://x/api/v2/", token="t", max_days=0)
+        ClientConfig(base_url="https://x/api/v2/", token="t", timezone="UTC", max_days=0)
 
 
 def test_a_client_refuses_bad_ranges_before_any_request() -> None:
     """Year 9999 and a range over max_days are ValueErrors saying what to change."""
-    client = VoiceClient(base_url="https://x/api/v2/", token="t", max_days=31)
+    client = VoiceClient(base_url="https://x/api/v2/", token="t", timezone="UTC", max_days=31)
     with pytest.raises(ValueError, match=r"end='9999-12-31'.*0001-01-02 to 9999-12-30"):
         client.calls("2024-01-01", "9999-12-31")
     with pytest.raises(ValueError, match="covers 91 days") as caught:
@@ -637,7 +668,7 @@ async def test_fan_out_pulls_windows_from_an_iterator_only_as_slots_free_up(
 
 def test_client_accepts_a_config_with_overrides() -> None:
     """VoiceClient(config=..., **overrides) applies the overrides on top."""
-    config = ClientConfig(base_url="https://x/api/v2/", token="t", max_in_flight=4)
+    config = ClientConfig(base_url="https://x/api/v2/", token="t", timezone="UTC", max_in_flight=4)
     client = VoiceClient(config, max_in_flight=8)
     assert client.config.max_in_flight == 8
     assert client.config.base_url == "https://x/api/v2/"
@@ -706,6 +737,51 @@ def test_counts_given_as_text_floats_or_bools_are_type_errors_naming_the_setting
     setting: str, value: object
 ) -> None:
     """max_days='31' (text from an environment) says to convert it, not a bare comparison error."""
-    settings: dict[str, Any] = {"base_url": "https://x/api/v2/", "token": "t", setting: value}
+    settings: dict[str, Any] = {
+        "base_url": "https://x/api/v2/",
+        "token": "t",
+        "timezone": "UTC",
+        setting: value,
+    }
     with pytest.raises(TypeError, match=rf"'{setting}' must be a whole number \(int\)"):
         ClientConfig(**settings)
+
+
+def test_the_time_zone_is_required_and_the_error_says_where_to_find_it() -> None:
+    """No default zone: ClientConfig, VoiceClient and from_env refuse its absence alike."""
+    attempts: list[Callable[[], object]] = [
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t"),  # type: ignore[call-arg]
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t", timezone=""),
+        lambda: ClientConfig(base_url="https://x/api/v2/", token="t", timezone=None),  # type: ignore[arg-type]
+        lambda: VoiceClient(base_url="https://x/api/v2/", token="t"),
+        lambda: ClientConfig.from_env({"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t"}),
+        lambda: ClientConfig.from_env(
+            {"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t", "VOICEAPI_TIMEZONE": ""}
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert "time zone is required, with no default" in message
+        assert "the account's settings in the provider's dashboard" in message
+        assert "timezone=" in message
+        assert "VOICEAPI_TIMEZONE" in message
+        assert isinstance(caught.value, ValueError)
+    assert (
+        ClientConfig.from_env(
+            {"VOICEAPI_BASE_URL": "https://x/", "VOICEAPI_TOKEN": "t"}, timezone="UTC"
+        ).timezone
+        == "UTC"
+    )
+    with pytest.raises(ConfigError, match="VOICEAPI_BASE_URL is not set"):
+        ClientConfig.from_env({})
+
+
+def test_a_config_copies_and_pickles_with_its_time_zone() -> None:
+    """The check of a missing zone lets copy, deepcopy, pickle and evolve through."""
+    config = ClientConfig(base_url="https://x/api/v2/", token="t", timezone="Asia/Kolkata")
+    assert copy.copy(config) == config
+    assert copy.deepcopy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert attrs.evolve(config, max_days=7).timezone == "Asia/Kolkata"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from voiceapi_async.testing import Dataset, run_simulator
+from voiceapi_async.testing import DEFAULT_CALLS_PER_DAY, Dataset, run_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -78,7 +78,7 @@ def demo_records(example: ModuleType, report: str) -> list[dict[str, Any]]:
     dataset = Dataset(
         DEMO.DEMO_SEED,
         timezone=DEMO.DEMO_TIMEZONE,
-        calls_per_day=DEMO.DEMO_CALLS_PER_DAY,
+        calls_per_day=DEFAULT_CALLS_PER_DAY,
     )
     return dataset.between(report, FIRST, LAST)
 
@@ -124,7 +124,7 @@ async def test_stream_calls_reads_its_settings_from_the_environment() -> None:
     async with run_simulator(
         seed=DEMO.DEMO_SEED,
         timezone=DEMO.DEMO_TIMEZONE,
-        calls_per_day=DEMO.DEMO_CALLS_PER_DAY,
+        calls_per_day=DEFAULT_CALLS_PER_DAY,
         token="env-token-42",
     ) as simulator:
         env = clean_env(

@@ -1,6 +1,7 @@
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import socket
@@ -28,12 +29,18 @@ from voiceapi_async import (
     plan_windows,
 )
 from voiceapi_async.contrib.fastapi import (
+    ErrorBody,
+    InvalidRangeError,
     csv_response,
     get_voice_client,
+    install_error_handlers,
     ndjson_response,
     open_stream,
+    row_schema,
+    stream_route,
     voice_client_lifespan,
 )
+from voiceapi_async.export import COLUMNS
 from voiceapi_async.testing import Faults, SimulatorConfig, VoiceSimulator
 from voiceapi_async.testing._plugin import serve_in_thread
 
@@ -229,32 +236,66 @@ async def test_a_disconnecting_client_stops_the_upstream_fetching() -> None:
             served.stop()
 
 
+def error_of(body: bytes) -> dict[str, Any]:
+    """Return the ``error`` of an error body, checking the body has the one shape."""
+    parsed = json.loads(body)
+    assert set(parsed) == {"error"}
+    error: dict[str, Any] = ErrorBody.model_validate(parsed).model_dump()["error"]
+    assert set(parsed["error"]) == {"code", "status", "message", "details"}
+    return error
+
+
 @pytest.mark.asyncio
-async def test_bad_ranges_are_422_with_the_reason(app: App) -> None:
-    """An end before the start and a malformed date are client errors."""
+async def test_bad_ranges_are_422_with_the_reason_in_the_one_error_body(app: App) -> None:
+    """A reversed range, a malformed date and a missing parameter: 422s of the same shape."""
     status, _, body = await get(f"{app.url}/calls?from=2024-03-05&to=2024-03-01")
     assert status == 422
-    assert "before start" in json.loads(body)["detail"]
-    status, _, _ = await get(f"{app.url}/calls?from=03/05/2024&to=2024-03-01")
+    error = error_of(body)
+    assert (error["code"], error["status"], error["details"]) == ("invalid_range", 422, [])
+    assert "before start" in error["message"]
+    status, _, body = await get(f"{app.url}/calls?from=03/05/2024&to=2024-03-01")
     assert status == 422
+    error = error_of(body)
+    assert (error["code"], error["status"]) == ("invalid_request", 422)
+    (detail,) = error["details"]
+    assert detail["loc"] == ["query", "from"]
+    assert detail["type"].startswith("date")
+    assert error["message"].startswith("query from: ")
+    status, _, body = await get(f"{app.url}/calls/summary")
+    error = error_of(body)
+    assert (status, error["code"]) == (422, "invalid_request")
+    assert [detail["loc"] for detail in error["details"]] == [["query", "day"]]
+    status, _, body = await get(f"{app.url}/nowhere")
+    assert (status, error_of(body)["code"], error_of(body)["message"]) == (
+        404,
+        "not_found",
+        "Not Found",
+    )
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("config", "env", "expected", "header"),
+    ("config", "env", "expected", "code", "header"),
     [
-        ({}, {"VOICEAPI_TOKEN": "wrong-secret"}, 502, None),
-        ({"rate_limit": 1}, {"VOICEAPI_MAX_ATTEMPTS": "1"}, 503, "retry-after"),
+        ({}, {"VOICEAPI_TOKEN": "wrong-secret"}, 502, "upstream_authentication_error", None),
+        (
+            {"rate_limit": 1},
+            {"VOICEAPI_MAX_ATTEMPTS": "1"},
+            503,
+            "upstream_rate_limit_error",
+            "retry-after",
+        ),
         (
             {"faults": Faults(latency_ms=2000, latency_spread=0.01)},
             {"VOICEAPI_MAX_ATTEMPTS": "1", "VOICEAPI_ATTEMPT_TIMEOUT": "0.3"},
             504,
+            "upstream_request_timeout_error",
             None,
         ),
     ],
 )
 async def test_upstream_errors_map_to_their_status(
-    config: dict[str, object], env: dict[str, str], expected: int, header: str | None
+    config: dict[str, object], env: dict[str, str], expected: int, code: str, header: str | None
 ) -> None:
     """Bad upstream token 502 (no secret shown), rate limit 503 + Retry-After, timeout 504."""
     settings = SimulatorConfig(token=TOKEN, calls_per_day=20, **config)  # type: ignore[arg-type]
@@ -267,6 +308,8 @@ async def test_upstream_errors_map_to_their_status(
         finally:
             stderr = served.stop()
     assert status == expected, body
+    error = error_of(body)
+    assert (error["code"], error["status"], error["details"]) == (code, expected, [])
     assert "wrong-secret" not in body.decode()
     assert "wrong-secret" not in stderr
     if header:
@@ -295,7 +338,7 @@ async def test_ranges_the_planner_refuses_are_422_at_once_and_the_app_stays_live
             assert json.loads(body)["status"] == "ok"
         else:
             assert status == 422, body
-            assert urls[path] in json.loads(body)["detail"]
+            assert urls[path] in error_of(body)["message"]
     assert len(sim.observed.report_requests()) == 0
 
 
@@ -306,7 +349,7 @@ async def test_the_app_takes_its_range_limit_from_voiceapi_max_days(sim: VoiceSi
     try:
         status, _, body = await get(f"{served.url}/calls?from=2024-03-01&to=2024-04-01")
         assert status == 422
-        assert "covers 32 days, more than the limit of 31 days" in json.loads(body)["detail"]
+        assert "covers 32 days, more than the limit of 31 days" in error_of(body)["message"]
         assert len(sim.observed.report_requests()) == 0
         status, _, body = await get(f"{served.url}/calls?from=2024-03-01&to=2024-03-31")
         assert status == 200
@@ -379,7 +422,7 @@ async def test_a_failure_after_the_response_started_ends_with_an_error_line_and_
             VOICEAPI_BASE_URL=upstream,
             VOICEAPI_MAX_ATTEMPTS="1",
             VOICEAPI_MAX_WINDOWS="1",
-            VOICEAPI_PER_PAGE="100",
+            VOICEAPI_PER_PAGE="10",  # small pages: a day a request, so days 1-3 come first
         )
         try:
             head, body, complete = await raw_get(served.url, path)
@@ -397,12 +440,17 @@ async def test_a_failure_after_the_response_started_ends_with_an_error_line_and_
     lines = body.decode().splitlines()
     if fmt == "ndjson":
         assert json.loads(lines[-1]) == {
-            "error": {"type": "ServerError", "status": 502, "message": "upstream failed"}
+            "error": {
+                "code": "upstream_server_error",
+                "status": 502,
+                "message": "upstream failed",
+                "details": [],
+            }
         }
         ids = [json.loads(line)["id"] for line in lines[:-1]]
     else:
         assert lines[0].startswith("id,call_from,call_to")
-        assert lines[-1] == "#error,ServerError,502,upstream failed"
+        assert lines[-1] == "#error,upstream_server_error,502,upstream failed"
         ids = [line.split(",", 1)[0] for line in lines[1:-1]]
     assert sorted(ids) == sorted(sim.ids_between("calls", *FIRST_THREE_DAYS))
     assert "Traceback" not in stderr
@@ -428,8 +476,8 @@ def failing_stream(error: Exception) -> RecordStream[Any]:
 @pytest.mark.parametrize(
     ("error", "kind", "status", "message"),
     [
-        (ServerError("boom", status=500), "ServerError", 502, "upstream failed"),
-        (RuntimeError("a bug"), "InternalError", 500, "internal error"),
+        (ServerError("boom", status=500), "upstream_server_error", 502, "upstream failed"),
+        (RuntimeError("a bug"), "internal_error", 500, "internal error"),
     ],
 )
 @pytest.mark.parametrize("fmt", ["ndjson", "csv"])
@@ -460,24 +508,182 @@ async def test_the_error_line_is_the_last_body_message_and_the_response_never_en
     assert all(m["more_body"] for m in sent[1:])
     last = sent[-1]["body"].decode()
     if fmt == "ndjson":
-        assert json.loads(last) == {"error": {"type": kind, "status": status, "message": message}}
+        assert json.loads(last) == {
+            "error": {"code": kind, "status": status, "message": message, "details": []}
+        }
     else:
         assert last == f"#error,{kind},{status},{message}\n"
     (logged,) = [r for r in caplog.records if r.name == "voiceapi_async.contrib.fastapi"]
     assert "failed after the response started" in logged.getMessage()
-    assert logged.levelname == ("WARNING" if kind == "ServerError" else "ERROR")
+    assert logged.levelname == ("WARNING" if kind == "upstream_server_error" else "ERROR")
 
 
 @pytest.mark.asyncio
 async def test_the_lifespan_takes_a_tighter_max_days_for_the_web() -> None:
     """voice_client_lifespan(max_days=7): an 8-day range is a 422 naming the limit of 7."""
-    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t")
+    config = ClientConfig(base_url="http://127.0.0.1:9/api/v2/", token="t", timezone="UTC")
     app = FastAPI(lifespan=voice_client_lifespan(config, max_days=7))
     async with app.router.lifespan_context(app):
         client = get_voice_client(Request({"type": "http", "app": app}))
         assert client.config.max_days == 7
-        with pytest.raises(HTTPException) as caught:
+        with pytest.raises(InvalidRangeError) as caught:
             open_stream(lambda: client.calls("2024-03-01", "2024-03-08"))
         assert caught.value.status_code == 422
         assert "covers 8 days, more than the limit of 7 days" in caught.value.detail
         open_stream(lambda: client.calls("2024-03-01", "2024-03-07"))
+
+
+def load_example_app() -> FastAPI:
+    """Import examples/fastapi_app.py (its lifespan reads the environment only at startup)."""
+    spec = importlib.util.spec_from_file_location(
+        "fastapi_app_example", EXAMPLES / "fastapi_app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app: FastAPI = module.app
+    return app
+
+
+def test_the_openapi_document_says_what_the_streamed_routes_answer() -> None:
+    """NDJSON and CSV (no JSON) for 200, the row schemas from export.COLUMNS, the errors."""
+    document = load_example_app().openapi()
+    schemas = document["components"]["schemas"]
+    for path, report, row in (
+        ("/calls", Report.CALLS, "CallRow"),
+        ("/recordings", Report.RECORDINGS, "RecordingRow"),
+    ):
+        responses = document["paths"][path]["get"]["responses"]
+        content = responses["200"]["content"]
+        assert set(content) == {"application/x-ndjson", "text/csv"}
+        assert content["application/x-ndjson"]["itemSchema"] == {
+            "$ref": f"#/components/schemas/{row}"
+        }
+        assert content["text/csv"]["schema"] == {"type": "string"}
+        assert ", ".join(COLUMNS[report]) in responses["200"]["description"]
+        assert list(schemas[row]["properties"]) == list(COLUMNS[report])
+        assert schemas[row] == row_schema(report)
+        assert set(responses) == {"200", "422", "502", "503", "504"}
+        for status in ("422", "502", "503", "504"):
+            assert responses[status]["content"] == {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+            }
+        assert "Retry-After" in responses["503"]["headers"]
+    summary = document["paths"]["/calls/summary"]["get"]["responses"]
+    assert set(summary) == {"200", "422", "502", "503", "504"}
+    assert schemas["ErrorBody"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorInfo"}
+    assert set(schemas["ErrorInfo"]["properties"]) == {"code", "status", "message", "details"}
+    assert "HTTPValidationError" not in schemas
+    calls = schemas["CallRow"]["properties"]
+    assert calls["charges"]["type"] == "string"
+    assert calls["duration_seconds"] == {"type": "integer"}
+    assert calls["end_at"]["format"] == "date-time"
+    assert schemas["RecordingRow"]["properties"]["audio_sha256"] == {"type": ["string", "null"]}
+
+
+def test_the_openapi_components_are_added_once_and_kept() -> None:
+    """Building the document twice gives the same document; the app's own schemas stay."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/calls", **stream_route("calls"))
+    async def calls() -> None:  # pragma: no cover - documented, never called
+        raise NotImplementedError
+
+    first = app.openapi()
+    assert app.openapi() is first
+    assert {"CallRow", "RecordingRow", "ErrorBody", "ErrorInfo", "ErrorDetail"} <= set(
+        first["components"]["schemas"]
+    )
+
+
+async def asgi_get(app: FastAPI, path: str) -> tuple[int, dict[str, Any]]:
+    """GET ``path`` from ``app`` in process; return the status and the JSON body."""
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    with contextlib.suppress(RuntimeError):  # Starlette re-raises an unhandled error, logged
+        await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, error_of(body)
+
+
+@pytest.mark.asyncio
+async def test_every_error_has_the_one_body_shape() -> None:
+    """An HTTPException of the app, a bug in a handler and a client error: one shape."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(status_code=418, detail="short and stout", headers={"X-Tea": "1"})
+
+    @app.get("/odd")
+    async def odd() -> None:
+        raise HTTPException(status_code=599, detail={"not": "text"})
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug with a secret s3cr3t")
+
+    @app.get("/upstream")
+    async def upstream() -> None:
+        raise ServerError("boom", status=500)
+
+    @app.get("/range")
+    async def bad_range() -> None:
+        raise InvalidRangeError("end is before start")
+
+    assert await asgi_get(app, "/teapot") == (
+        418,
+        {"code": "i_m_a_teapot", "status": 418, "message": "short and stout", "details": []},
+    )
+    assert await asgi_get(app, "/odd") == (
+        599,
+        {"code": "http_599", "status": 599, "message": "HTTP 599", "details": []},
+    )
+    status, error = await asgi_get(app, "/bug")
+    assert (status, error["code"], error["message"]) == (500, "internal_error", "internal error")
+    status, error = await asgi_get(app, "/upstream")
+    assert (status, error["code"], error["message"]) == (
+        502,
+        "upstream_server_error",
+        "upstream failed",
+    )
+    status, error = await asgi_get(app, "/range")
+    assert (status, error["code"], error["message"]) == (
+        422,
+        "invalid_range",
+        "end is before start",
+    )
+
+
+def test_the_app_refuses_to_start_without_the_accounts_time_zone(sim: VoiceSimulator) -> None:
+    """No VOICEAPI_TIMEZONE: startup fails with the variable, the dashboard and no default."""
+    with pytest.raises(RuntimeError) as failed:
+        App(sim, VOICEAPI_TIMEZONE="")
+    message = " ".join(str(failed.value).split())
+    assert "VOICEAPI_TIMEZONE is not set" in message
+    assert "the account's settings in the provider's dashboard" in message
+    assert TOKEN not in message

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -37,7 +38,7 @@ from voiceapi_async import (
     TransportError,
     VoiceClient,
 )
-from voiceapi_async._paging import MAX_PARTS
+from voiceapi_async._sizing import MAX_PARTS
 from voiceapi_async.backfill import Backfill, Manifest, plan
 from voiceapi_async.export import get_format
 
@@ -72,6 +73,7 @@ class HostileServer:
         options: dict[str, Any] = {
             "base_url": self.base_url,
             "token": TOKEN,
+            "timezone": "UTC",
             "rate_limit": 0,
             "retry": FAST,
         }
@@ -447,6 +449,21 @@ async def test_a_record_outside_its_window_is_an_out_of_window_error() -> None:
     assert error.timestamp.startswith("2019-06-11 05:57:36")
     assert "did not apply the date filter" in str(error)
     assert len(served.requests) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_record_outside_a_multi_day_request_is_an_out_of_window_error() -> None:
+    """Three sparse days read in one request: a 2019 call lands on the first day, and fails."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return unfiltered_calls(request)
+
+    async with hostile(handler) as served, served.client(**STRICT) as client:
+        with pytest.raises(OutOfWindowError) as caught:
+            await client.calls("2024-03-05", "2024-03-07").collect()
+    assert (caught.value.window, caught.value.record_id) == ("calls/2024-03-05", ROW["id"])
+    assert len(served.requests) == 1
+    assert "Mar 05, 2024 - Mar 07, 2024" in unquote_plus(served.requests[0].path_qs)
 
 
 @pytest.mark.asyncio

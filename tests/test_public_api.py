@@ -16,6 +16,7 @@ EXPECTED = [
     "ClientConfig",
     "ClientSettings",
     "ClientStats",
+    "ConfigError",
     "DateLike",
     "HangupBy",
     "NotFoundError",

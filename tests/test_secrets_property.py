@@ -212,7 +212,9 @@ def _assert_no_piece(rendered: str, secrets: Iterable[str], background: str) -> 
     assert not leaked, f"leaked {sorted(leaked)!r} in {rendered!r}"
 
 
-TRANSPORT = Transport(ClientConfig(base_url="https://h.example/api/v2/", token="t0ken-for-logs"))
+TRANSPORT = Transport(
+    ClientConfig(base_url="https://h.example/api/v2/", token="t0ken-for-logs", timezone="UTC")
+)
 
 
 def _logged(caplog: pytest.LogCaptureFixture, exc: VoiceAPIError) -> str:

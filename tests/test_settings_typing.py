@@ -29,15 +29,16 @@ BAD = """\
 from voiceapi_async import VoiceClient
 
 VoiceClient(base_url="http://127.0.0.1/", token="t", tiemzone="UTC")
-VoiceClient(base_url="http://127.0.0.1/", token="t", max_in_flight="8")
+VoiceClient(base_url="http://127.0.0.1/", token="t", timezone="UTC", max_in_flight="8")
 """
 GOOD = """\
 from voiceapi_async import ClientConfig, ClientSettings, VoiceClient
 
-settings: ClientSettings = {"base_url": "http://127.0.0.1/", "token": "t", "auth": "bearer"}
+url = "http://127.0.0.1/"
+settings: ClientSettings = {"base_url": url, "token": "t", "timezone": "UTC", "auth": "bearer"}
 VoiceClient(**settings)
-VoiceClient(base_url="http://127.0.0.1/", token="t", timezone="UTC", deadline=None)
-VoiceClient(ClientConfig(base_url="http://127.0.0.1/", token="t"), max_in_flight=4)
+VoiceClient(base_url=url, token="t", timezone="Asia/Kolkata", deadline=None, per_page=None)
+VoiceClient(ClientConfig(base_url=url, token="t", timezone="UTC"), max_in_flight=4)
 """
 
 

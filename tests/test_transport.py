@@ -35,7 +35,9 @@ def answer(mocked: aioresponses, **response: Any) -> None:
 
 
 def client(**settings: Any) -> VoiceClient:
-    return VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=FAST, **settings)
+    return VoiceClient(
+        base_url=BASE, token=TOKEN, timezone="UTC", rate_limit=0, retry=FAST, **settings
+    )
 
 
 def error_body(code: int, message: str, **extra: Any) -> bytes:
@@ -113,7 +115,9 @@ async def test_retry_after_is_honoured_up_to_the_cap() -> None:
             headers={**JSON, "Retry-After": "3600"},
         )
         answer(mocked, status=200, body=CALLS_A, headers=JSON)
-        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+        async with VoiceClient(
+            base_url=BASE, token=TOKEN, timezone="UTC", rate_limit=0, retry=policy
+        ) as voice:
             calls = await voice.calls("2019-06-11", "2019-06-11").collect()
     assert len(calls) == 2
     assert voice.stats.rate_limited == 1
@@ -144,7 +148,9 @@ async def test_no_retry_starts_once_the_deadline_has_passed() -> None:
     policy = RetryPolicy(attempts=5, deadline=1e-9, wait_initial=0.0, wait_jitter=0.0)
     with aioresponses() as mocked:
         answer(mocked, status=503, body=error_body(503, "busy"), headers=JSON, repeat=True)
-        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+        async with VoiceClient(
+            base_url=BASE, token=TOKEN, timezone="UTC", rate_limit=0, retry=policy
+        ) as voice:
             with pytest.raises(ServerError):
                 await voice.calls("2024-03-05", "2024-03-05").collect()
     assert (voice.stats.requests, voice.stats.retries) == (1, 0)
@@ -170,7 +176,9 @@ async def test_a_429_past_the_deadline_still_pauses_the_client() -> None:
     limited = orjson.dumps({"message": "Too Many Attempts."})
     with aioresponses() as mocked:
         answer(mocked, status=429, body=limited, headers={**JSON, "Retry-After": "30"})
-        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=policy) as voice:
+        async with VoiceClient(
+            base_url=BASE, token=TOKEN, timezone="UTC", rate_limit=0, retry=policy
+        ) as voice:
             with pytest.raises(RateLimitError):
                 await voice.calls("2024-03-05", "2024-03-05").collect()
             paused_for = voice._transport._paused_until - time.monotonic()
@@ -218,7 +226,9 @@ async def test_a_transport_error_carries_no_aiohttp_exception_along() -> None:
     with aioresponses() as mocked:
         mocked.get(CALLS, exception=aiohttp.ClientConnectionError("reset"), repeat=True)
         one_try = RetryPolicy(attempts=1)
-        async with VoiceClient(base_url=BASE, token=TOKEN, rate_limit=0, retry=one_try) as voice:
+        async with VoiceClient(
+            base_url=BASE, token=TOKEN, timezone="UTC", rate_limit=0, retry=one_try
+        ) as voice:
             with pytest.raises(TransportError) as caught:
                 await voice.calls("2024-03-05", "2024-03-05").collect()
     assert caught.value.__cause__ is None

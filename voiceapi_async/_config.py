@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, Self, TypedDict
 from urllib.parse import urlsplit
 
 import attrs
 
+from voiceapi_async._errors import ConfigError
 from voiceapi_async._protocol import AuthMode
 from voiceapi_async._redact import REDACTED
 from voiceapi_async._windows import resolve_timezone
@@ -108,7 +109,19 @@ def _char_name(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+MISSING_TIMEZONE = (
+    "the account's time zone is required, with no default: the API reads every date and "
+    "time in it, so a wrong zone silently moves calls to other days. Find it in the "
+    "account's settings in the provider's dashboard (an IANA name such as 'Asia/Kolkata' "
+    "or 'UTC') and pass it as timezone='Asia/Kolkata' (VOICEAPI_TIMEZONE in the "
+    "environment, --timezone for the voiceapi command)"
+)
+"""The message of a missing time zone: where to find it, how to pass it."""
+
+
 def _check_timezone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value is None or value == "":
+        raise ConfigError(MISSING_TIMEZONE)
     resolve_timezone(value)
 
 
@@ -135,7 +148,7 @@ def _check_per_page(instance: object, attribute: attrs.Attribute[Any], value: An
     if value is None:
         return
     if type(value) is int and value < 1:
-        raise ValueError(f"'per_page' must be >= 1, or None for the server's default: {value}")
+        raise ValueError(f"'per_page' must be >= 1, or None to learn the server's largest: {value}")
     _AT_LEAST_ONE(instance, attribute, value)
 
 
@@ -170,9 +183,16 @@ class ClientConfig:
     Attributes:
         base_url: the API root, like ``https://portal.example.com/api/v2/``.
         token: the API token (never shown in reprs, logs or errors).
-        timezone: the account's time zone: ranges and timestamps are read in it.
+        timezone: the account's time zone (required): ranges and timestamps are read
+            in it. It is in the account's settings in the provider's dashboard; a
+            missing one is a :class:`~voiceapi_async.ConfigError` saying so.
         auth: the token as a Bearer header (default) or an ``access_token`` parameter.
-        per_page: the page size to ask for; the server may apply another.
+        per_page: the page size to ask for, pinned; the server may apply another.
+            None (the default) learns it: the client asks for ``max_per_page`` and, from
+            the first answer on, for the size the server applied.
+        max_per_page: the largest page size asked for when ``per_page`` is None (1,000:
+            about 650 KB a page of calls, far below ``max_response_bytes`` and quick
+            to read).
         max_in_flight: requests in flight at once, across all windows.
         max_windows: windows (days) read at once.
         rate_limit: requests a minute, shared by every request of the client (0: none).
@@ -208,9 +228,10 @@ class ClientConfig:
 
     base_url: str = attrs.field(converter=_base_url)
     token: str = attrs.field(validator=_check_token, repr=lambda _: repr(REDACTED))
-    timezone: str = attrs.field(default="UTC", validator=_check_timezone)
+    timezone: str = attrs.field(validator=_check_timezone)
     auth: AuthMode = attrs.field(default=AuthMode.BEARER, converter=AuthMode)
-    per_page: int | None = attrs.field(default=100, validator=_check_per_page)
+    per_page: int | None = attrs.field(default=None, validator=_check_per_page)
+    max_per_page: int = attrs.field(default=1_000, validator=_AT_LEAST_ONE)
     max_in_flight: int = attrs.field(default=16, validator=_AT_LEAST_ONE)
     max_windows: int = attrs.field(default=8, validator=_AT_LEAST_ONE)
     rate_limit: int = attrs.field(default=900, validator=_NOT_NEGATIVE_INT)
@@ -234,20 +255,36 @@ class ClientConfig:
     audio_timeout: float = attrs.field(default=30.0, validator=_POSITIVE)
     audio_renewals: int = attrs.field(default=2, validator=_NOT_NEGATIVE_INT)
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Refuse a missing time zone with a message saying where to find it.
+
+        attrs' own ``__init__`` would say only that an argument is missing. Copying
+        and unpickling create the object without arguments, and are let through.
+        """
+        if kwargs and kwargs.get("timezone") is None:
+            raise ConfigError(MISSING_TIMEZONE)
+        return super().__new__(cls)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build a config from ``VOICEAPI_*`` environment variables, then ``overrides``.
 
         Reads ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN``, ``VOICEAPI_TIMEZONE``,
-        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_IN_FLIGHT``,
+        ``VOICEAPI_AUTH``, ``VOICEAPI_PER_PAGE``, ``VOICEAPI_MAX_PER_PAGE``,
+        ``VOICEAPI_MAX_IN_FLIGHT``,
         ``VOICEAPI_MAX_WINDOWS``, ``VOICEAPI_RATE_LIMIT``, ``VOICEAPI_ATTEMPT_TIMEOUT``,
         ``VOICEAPI_READ_TIMEOUT``, ``VOICEAPI_MAX_DAYS``, ``VOICEAPI_MAX_RESPONSE_BYTES``,
         ``VOICEAPI_MAX_ATTEMPTS`` (attempts per request), ``VOICEAPI_AUDIO_MAX_IN_FLIGHT``,
         ``VOICEAPI_AUDIO_MAX_BYTES``, ``VOICEAPI_AUDIO_TIMEOUT`` and
         ``VOICEAPI_AUDIO_RENEWALS``.
 
+        ``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN`` and ``VOICEAPI_TIMEZONE`` (the
+        account's time zone, from the account's settings in the provider's dashboard)
+        are required, unless given in ``overrides``.
+
         Raises:
-            ValueError: a variable is missing or malformed (named in the message).
+            ConfigError: a required variable is missing (named in the message).
+            ValueError: a variable is malformed (named in the message).
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -267,9 +304,16 @@ class ClientConfig:
         values.update(overrides)
         for required in ("base_url", "token"):
             if required not in values:
-                raise ValueError(
+                raise ConfigError(
                     f"{_ENV_PREFIX}{required.upper()} is not set: export it or pass {required}="
                 )
+        if values.get("timezone") is None:
+            raise ConfigError(
+                f"{_ENV_PREFIX}TIMEZONE is not set: the account's time zone is required, with "
+                "no default (the API reads every date and time in it). Find it in the "
+                "account's settings in the provider's dashboard and export it, like "
+                f"{_ENV_PREFIX}TIMEZONE=Asia/Kolkata, or pass timezone="
+            )
         return cls(**values)
 
 
@@ -279,6 +323,7 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "timezone": str,
     "auth": AuthMode,
     "per_page": int,
+    "max_per_page": int,
     "max_in_flight": int,
     "max_windows": int,
     "rate_limit": int,
@@ -297,8 +342,8 @@ _ENV_SETTINGS: Mapping[str, Any] = {
 class ClientSettings(TypedDict, total=False):
     """The :class:`ClientConfig` fields as keyword arguments of ``VoiceClient``.
 
-    Every key is optional here (``base_url`` and ``token`` are required unless a
-    ``config`` is given); a misspelt or mistyped setting fails type checking::
+    Every key is optional here (``base_url``, ``token`` and ``timezone`` are required
+    unless a ``config`` is given); a misspelt or mistyped setting fails type checking::
 
         settings: ClientSettings = {"base_url": url, "token": token, "timezone": "UTC"}
         client = VoiceClient(**settings)
@@ -312,6 +357,7 @@ class ClientSettings(TypedDict, total=False):
     timezone: str
     auth: AuthMode | str
     per_page: int | None
+    max_per_page: int
     max_in_flight: int
     max_windows: int
     rate_limit: int

@@ -22,7 +22,9 @@ Every error the client raises on purpose derives from :class:`VoiceAPIError`::
         └── AudioTooLargeError    the file is larger than audio_max_bytes
 
 Caller mistakes (an end before the start, a naive datetime, a closed client)
-raise ``ValueError``, ``TypeError`` or ``RuntimeError`` instead.
+raise ``ValueError``, ``TypeError`` or ``RuntimeError`` instead; a missing setting
+(the account's time zone, a ``VOICEAPI_*`` variable) is a :class:`ConfigError`, a
+``ValueError``.
 
 Messages and attributes never carry a secret: URLs and bodies are redacted.
 """
@@ -33,6 +35,15 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from voiceapi_async._redact import excerpt, redact
+
+
+class ConfigError(ValueError):
+    """A required setting is missing or unusable; the message says where to find it.
+
+    Raised where the setting enters (``ClientConfig``, ``VoiceClient``,
+    ``ClientConfig.from_env()``), before any request. Not a :class:`VoiceAPIError`:
+    nothing was asked of the API.
+    """
 
 
 class VoiceAPIError(Exception):

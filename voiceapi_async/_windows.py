@@ -301,3 +301,20 @@ def _wall_in(time: dt.datetime, zone: dt.tzinfo | None) -> dt.datetime:
     if time.tzinfo is not zone and time.tzinfo is not None:
         time = time.astimezone(zone)
     return time.replace(tzinfo=None)
+
+
+def wall_date(value: object, zone: dt.tzinfo) -> dt.date | None:
+    """Return the calendar day in ``zone`` of a wire timestamp, or ``None`` if it is not one.
+
+    Naive timestamps (``"2019-06-11 05:57:24"``) are wall time in the account's zone
+    already; ones with an offset are converted to it.
+    """
+    if type(value) is not str:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(zone)
+    return parsed.date()

@@ -9,14 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import logging
+import os
+import re
+import shlex
+import subprocess
 import sys
+import tempfile
+import zoneinfo
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import attrs
 import click
+import stamina.instrumentation
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -65,6 +73,7 @@ from voiceapi_async.backfill import (
 from voiceapi_async.export import ExportFormat, get_format, sort_records
 
 T = TypeVar("T")
+Bound = dt.date | dt.datetime
 
 EXIT_OK = 0
 EXIT_FAILED_WINDOWS = 1
@@ -77,9 +86,10 @@ EXIT_LOCKED = 7
 EXIT_INTERRUPTED = 130
 
 DEMO_TOKEN = "demo-token"
-DEMO_CALLS_PER_DAY = 400
 DEMO_DAYS = 90
 DEMO_SEED = 2024
+DEMO_START_TIMEOUT = 60.0
+"""Seconds the demo waits for its simulator process to print its address."""
 DEFAULT_MAX_DAYS = attrs.fields(ClientConfig).max_days.default or 0
 _MAX_DAYS_SETTING = "--max-days, VOICEAPI_MAX_DAYS"
 
@@ -92,11 +102,15 @@ class Connection:
 
     base_url: str | None
     token: str | None
-    timezone: str
+    timezone: str | None
+    """The account's zone; None when not given (with ``--demo``: the simulator's)."""
     demo: bool
     rate_limit: int | None
     max_attempts: int
     max_days: int
+    per_page: int | None = None
+    simulator_zone: bool = False
+    """Whether the zone is the demo simulator's, for want of ``--timezone``."""
 
 
 _STATE_OPTION = click.option(
@@ -119,9 +133,12 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--timezone",
             envvar="VOICEAPI_TIMEZONE",
-            default="Asia/Kolkata",
-            show_default=True,
-            help="the account's time zone [VOICEAPI_TIMEZONE]",
+            default=None,
+            callback=_zone_option,
+            metavar="ZONE",
+            help="the account's time zone, as set in the account's settings in the provider's "
+            "dashboard (required; an IANA name such as Asia/Kolkata; --demo: the simulator's) "
+            "[VOICEAPI_TIMEZONE]",
         ),
         click.option(
             "--demo", is_flag=True, help="start the bundled simulator (with some faults) and use it"
@@ -131,6 +148,14 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=0),
             default=None,
             help="requests a minute (default 900; 0 for none)",
+        ),
+        click.option(
+            "--per-page",
+            envvar="VOICEAPI_PER_PAGE",
+            type=click.IntRange(min=1),
+            default=None,
+            help="pin the page size asked for (default: learn the largest the server "
+            "allows, up to 1,000) [VOICEAPI_PER_PAGE]",
         ),
         click.option(
             "--max-attempts",
@@ -153,6 +178,47 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _zone_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check ``--timezone`` names an IANA time zone (it may be absent until needed)."""
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise click.UsageError(
+            f"--timezone {value!r} is not a time zone: give the account's IANA time zone, "
+            "such as Asia/Kolkata or UTC (it is in the account's settings in the provider's "
+            "dashboard)",
+            ctx,
+        ) from None
+    return value
+
+
+def _bound_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.date | dt.datetime | None:
+    """Read ``--from``/``--to``: a whole day, or a date and time with its UTC offset."""
+    if value is None:
+        return None
+    flag = param.opts[0]
+    text = value.strip()
+    try:
+        bound = dt.date.fromisoformat(text) if len(text) <= 10 else dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.UsageError(
+            f"{flag} {value!r} is not a date (YYYY-MM-DD), nor a date and time with its UTC "
+            "offset (2024-03-05T10:00:00+05:30)",
+            ctx,
+        ) from None
+    if isinstance(bound, dt.datetime) and bound.utcoffset() is None:
+        raise click.UsageError(
+            f"{flag} {value!r} has no UTC offset, which is ambiguous: add one, like "
+            f"{bound:%Y-%m-%dT%H:%M:%S}+05:30, or give a date ({bound:%Y-%m-%d}) for the whole day",
+            ctx,
+        )
+    return bound
+
+
 def _connection(kwargs: dict[str, Any]) -> Connection:
     return Connection(
         base_url=kwargs.pop("base_url"),
@@ -162,14 +228,55 @@ def _connection(kwargs: dict[str, Any]) -> Connection:
         rate_limit=kwargs.pop("rate_limit"),
         max_attempts=kwargs.pop("max_attempts"),
         max_days=kwargs.pop("max_days"),
+        per_page=kwargs.pop("per_page"),
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+NO_TIMEZONE = (
+    "no time zone: --timezone (or VOICEAPI_TIMEZONE) is required, with no default: the API "
+    "reads every date and time in the account's time zone, so a wrong one silently moves "
+    "calls to other days. Find it in the account's settings in the provider's dashboard and "
+    "pass it, like --timezone Asia/Kolkata (--demo uses the simulator's)"
+)
+
+
+def _zoned(connection: Connection) -> tuple[Connection, str]:
+    """Return the connection with its time zone, and the zone; refuse a missing one.
+
+    With ``--demo`` and no ``--timezone``, the zone is the simulator's (its account's).
+    """
+    if connection.timezone is not None:
+        return connection, connection.timezone
+    if not connection.demo:
+        _usage(NO_TIMEZONE)
+    from voiceapi_async.testing import DEFAULT_TIMEZONE
+
+    zoned = attrs.evolve(connection, timezone=DEFAULT_TIMEZONE, simulator_zone=True)
+    return zoned, DEFAULT_TIMEZONE
+
+
+class _Commands(click.Group):
+    """The command group; ``serve-fake`` (the simulator's command) loads only when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "serve-fake"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "serve-fake":
+            from voiceapi_async.testing import serve_command
+
+            return serve_command()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="voiceapi")
 @click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug) to stderr")
 def main(verbose: int) -> None:
     """Export call logs and recordings from the Voice API."""
+    # Retries are logged on the `stamina` logger: shown with -v, never on stdout (stamina
+    # would print them there through structlog when that is installed).
+    stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
@@ -184,15 +291,17 @@ def _stream_command(report: Report) -> Callable[..., None]:
         "--from",
         "start",
         required=True,
-        help="first day (YYYY-MM-DD) or an ISO datetime with offset",
+        callback=_bound_option,
+        help="first day (YYYY-MM-DD), or a date and time with its UTC offset",
     )
-    @click.option("--to", "end", required=True, help="last day, inclusive")
+    @click.option("--to", "end", required=True, callback=_bound_option, help="last day, inclusive")
     @click.option(
         "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
     )
-    def command(start: str, end: str, fmt: str, **kwargs: Any) -> None:
-        connection = _connection(kwargs)
-        _validate_range(report, start, end, connection)
+    def command(start: Bound, end: Bound, fmt: str, **kwargs: Any) -> None:
+        _check_order(start, end)
+        connection, zone = _zoned(_connection(kwargs))
+        _validate_range(report, start, end, zone, connection.max_days)
         _run(_stream_to_stdout(connection, report, start, end, fmt))
 
     command.__doc__ = f"Stream {report} for a range to stdout."
@@ -210,12 +319,14 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
     "--from",
     "start",
     default=None,
+    callback=_bound_option,
     help="first day; default: --lookback-days before today (or 90 days with --demo)",
 )
 @click.option(
     "--to",
     "end",
     default=None,
+    callback=_bound_option,
     help="last day, inclusive; default: today (up to now minus the safety lag)",
 )
 @click.option(
@@ -275,8 +386,8 @@ main.command("recordings")(_stream_command(Report.RECORDINGS))
 )
 def backfill_command(
     what: str,
-    start: str | None,
-    end: str | None,
+    start: Bound | None,
+    end: Bound | None,
     out_dir: Path,
     fmt: str,
     compress: bool,
@@ -291,37 +402,31 @@ def backfill_command(
     **kwargs: Any,
 ) -> None:
     """Export whole days of calls, recordings or both into partitioned files, resumably."""
-    connection = _connection(kwargs)
+    connection, zone = _zoned(_connection(kwargs))
+    if compress and fmt != "jsonl":
+        _usage(f"--gzip compresses --format jsonl only, not {fmt}")
     try:
-        export_format = get_format(fmt, compress=compress, timezone=connection.timezone)
+        export_format = get_format(fmt, compress=compress, timezone=zone)
     except (ValueError, RuntimeError) as exc:
         _usage(str(exc))
     today = dt.datetime.now(dt.UTC).date()
     if start is None and lookback_days is None and not connection.demo:
         _usage("give --from (or --lookback-days for an incremental run)")
     if end is None:
-        end = (today - dt.timedelta(days=1)).isoformat() if connection.demo else today.isoformat()
+        end = today - dt.timedelta(days=1) if connection.demo else today
+    _check_order(start, end)
     reports = [Report.CALLS, Report.RECORDINGS] if what == "all" else [Report(what)]
     try:
-        first = (
-            None if lookback_days is None else lookback_start(lookback_days, connection.timezone)
-        )
+        first = None if lookback_days is None else lookback_start(lookback_days, zone)
         if start is None:
-            start = (first or today - dt.timedelta(days=DEMO_DAYS)).isoformat()
+            start = first or today - dt.timedelta(days=DEMO_DAYS)
         lag = _minutes(safety_lag_minutes, "--safety-lag-minutes")
         plans = {
-            report: plan(
-                report,
-                start,
-                end,
-                connection.timezone,
-                safety_lag=lag,
-                max_days=connection.max_days,
-            )
+            report: plan(report, start, end, zone, safety_lag=lag, max_days=connection.max_days)
             for report in reports
         }
     except (ValueError, TypeError) as exc:
-        _usage(_with_setting(str(exc)))
+        _usage(_in_flag_words(str(exc)))
     force: set[str] = set()
     if first is not None:
         force = {w.key for ws in plans.values() for w in ws if w.start.date() >= first}
@@ -346,6 +451,7 @@ def backfill_command(
     except IncompleteRebuildError as exc:
         _fail(EXIT_USAGE, str(exc).replace("give a range", "give --from and --to"))
     _print_summary(summaries, audio=audio)
+    _print_files(out_dir, export_format, list(plans), manifest=state is None, audio=audio)
     unsigned = sum(summary.audio_unsigned for summary in summaries.values())
     if unsigned:
         _err.print(
@@ -391,19 +497,6 @@ def verify_command(out_dir: Path, state: Path | None, sample: int | None, **kwar
     raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED_WINDOWS)
 
 
-@main.command(
-    "serve-fake",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def serve_fake(ctx: click.Context) -> None:
-    """Run the bundled Voice API simulator (options: voiceapi serve-fake --help)."""
-    from voiceapi_async.testing import serve_main
-
-    raise SystemExit(serve_main(ctx.args, prog="voiceapi serve-fake"))
-
-
 # -- running ---------------------------------------------------------------------------
 
 
@@ -445,6 +538,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         )
     except VoiceAPIError as exc:
         _fail(EXIT_API, f"the API failed: {exc}")
+    except _DemoError as exc:
+        _fail(EXIT_UNREACHABLE, str(exc))
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -456,12 +551,22 @@ def _usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
-def _validate_range(report: Report, start: str, end: str, connection: Connection) -> None:
+def _validate_range(report: Report, start: Bound, end: Bound, zone: str, max_days: int) -> None:
     """Check the range before anything starts (at most ``max_days`` windows are made)."""
     try:
-        plan_windows(report, start, end, connection.timezone, max_days=connection.max_days)
+        plan_windows(report, start, end, zone, max_days=max_days)
     except (ValueError, TypeError) as exc:
-        _usage(_with_setting(str(exc)))
+        _usage(_in_flag_words(str(exc)))
+
+
+def _check_order(start: Bound | None, end: Bound | None) -> None:
+    """Refuse whole days given the wrong way round, in the command's words."""
+    if start is None or end is None:
+        return
+    if isinstance(start, dt.datetime) or isinstance(end, dt.datetime):
+        return  # the planner compares them in the account's zone
+    if end < start:
+        _usage(f"--to {end} is before --from {start}: swap them")
 
 
 def _minutes(value: int, option: str) -> dt.timedelta:
@@ -490,9 +595,25 @@ def _mismatch_message(exc: SettingsMismatchError, out_dir: Path) -> str:
     )
 
 
-def _with_setting(message: str) -> str:
-    """Name the command's own option where a message names the library's setting."""
-    return message.replace("(max_days)", f"({_MAX_DAYS_SETTING})")
+_FLAG_WORDS = (
+    (re.compile(r"\bstart="), "--from "),
+    (re.compile(r"\bend="), "--to "),
+    (re.compile(r"^end \("), "--to ("),
+    (re.compile(r"before start \("), "before --from ("),
+    (re.compile(r"\(max_days\)"), f"({_MAX_DAYS_SETTING})"),
+    (re.compile(r"the dates the planner supports"), "the supported dates"),
+    (re.compile(r"^lookback of ([\d,]+) days"), r"--lookback-days \1"),
+    (re.compile(r"^base_url\b"), "--base-url"),
+    (re.compile(r"\btoken="), "--token"),
+)
+"""The library's words for a setting, and the command's flag for it."""
+
+
+def _in_flag_words(message: str) -> str:
+    """Name the command's own flags where a library message names its arguments."""
+    for pattern, flag in _FLAG_WORDS:
+        message = pattern.sub(flag, message)
+    return message
 
 
 @contextlib.asynccontextmanager
@@ -505,18 +626,11 @@ async def _client(connection: Connection) -> AsyncIterator[VoiceClient]:
     }
     if connection.rate_limit is not None:
         settings["rate_limit"] = connection.rate_limit
+    if connection.per_page is not None:
+        settings["per_page"] = connection.per_page
     if connection.demo:
-        from voiceapi_async.testing import Faults, run_simulator
-
-        async with run_simulator(
-            seed=DEMO_SEED,
-            timezone=connection.timezone,
-            calls_per_day=DEMO_CALLS_PER_DAY,
-            token=DEMO_TOKEN,
-            faults=Faults.demo(),
-        ) as sim:
-            _err.print(f"demo: simulator at {sim.base_url}", highlight=False)
-            config = ClientConfig(base_url=sim.base_url, token=DEMO_TOKEN, **settings)
+        async with _demo_simulator(connection) as base_url:
+            config = ClientConfig(base_url=base_url, token=DEMO_TOKEN, **settings)
             async with VoiceClient(config) as client:
                 yield client
         return
@@ -527,13 +641,73 @@ async def _client(connection: Connection) -> AsyncIterator[VoiceClient]:
     try:
         config = ClientConfig(base_url=connection.base_url, token=connection.token, **settings)
     except ValueError as exc:
-        _usage(str(exc))
+        _usage(_in_flag_words(str(exc)))
     async with VoiceClient(config) as client:
         yield client
 
 
+class _DemoError(Exception):
+    """The demo's simulator process did not start."""
+
+
+@contextlib.asynccontextmanager
+async def _demo_simulator(connection: Connection) -> AsyncIterator[str]:
+    """Run the simulator in a process of its own; yield its base URL; stop it at the end.
+
+    It is ``python -m voiceapi_async.testing serve`` (``voiceapi serve-fake``) on a free
+    port, with the demo's seed, token and faults, in the connection's time zone; its
+    volume is the simulator's default. A process of its own keeps the simulator's
+    memory and CPU out of the command's.
+    """
+    zone = connection.timezone
+    assert zone is not None  # _zoned gave it one
+    command = [
+        *(sys.executable, "-m", "voiceapi_async.testing", "serve", "--port", "0"),
+        *("--seed", str(DEMO_SEED), "--token", DEMO_TOKEN, "--faults", "demo"),
+        *("--timezone", zone),
+    ]
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            assert process.stdout is not None
+            try:
+                line = await asyncio.wait_for(process.stdout.readline(), DEMO_START_TIMEOUT)
+            except TimeoutError:
+                line = b""
+            base_url = line.decode(errors="replace").strip()
+            if not base_url.startswith("http"):
+                log.seek(0)
+                said = log.read().decode(errors="replace").strip().splitlines()
+                raise _DemoError(
+                    f"the demo's simulator did not start ({shlex.join(command[1:])}"
+                    + (f": {said[-1]})" if said else ")")
+                )
+            whose = (
+                " (the simulator's: --demo uses it unless --timezone is given)"
+                if connection.simulator_zone
+                else ""
+            )
+            _err.print(
+                f"demo: simulator at {base_url} (process {process.pid}); the simulated "
+                f"account's time zone is {zone}{whose}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            yield base_url
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:  # pragma: no cover - the simulator stops on SIGTERM
+                    process.kill()
+                    await process.wait()
+
+
 async def _stream_to_stdout(
-    connection: Connection, report: Report, start: str, end: str, fmt: str
+    connection: Connection, report: Report, start: Bound, end: Bound, fmt: str
 ) -> None:
     out = sys.stdout.buffer
     export_format = get_format(fmt, timezone=connection.timezone)
@@ -616,7 +790,9 @@ async def _verify(
             pins = [manifest.settings(name) for name in report.reports]
             zones = sorted({p["timezone"] for p in pins if "timezone" in p})
             if zones:  # the dataset's days are cut in its pinned zone
-                connection = attrs.evolve(connection, timezone=zones[0])
+                connection = attrs.evolve(connection, timezone=zones[0], simulator_zone=False)
+            else:
+                connection, _ = _zoned(connection)
             async with _client(connection) as client:
                 report.merge(await verify_sample(client, out_dir, manifest, sample))
     return report
@@ -774,8 +950,79 @@ def _print_summary(summaries: dict[Report, Summary], *, audio: bool = False) -> 
         )
     out = Console()
     if not out.is_terminal:
-        out = Console(width=132)
+        out = Console(width=160)
     out.print(table)
+    total = _total(list(summaries.values()))
+    out.print(_quota_line(total), highlight=False)
+
+
+def _quota_line(summary: Summary) -> str:
+    """The run's requests, per 1,000 records, and the page size the server applied."""
+    line = f"requests: {summary.requests:,}"
+    if summary.requests_per_1000_records is not None:
+        line += f" ({summary.requests_per_1000_records:.1f} per 1,000 records)"
+    return line + f"; page size: {summary.per_page or 'unknown'}"
+
+
+_DUCKDB_READERS = {
+    "parquet": "read_parquet({})",
+    "csv": "read_csv({})",
+    "jsonl": "read_json({}, format = 'newline_delimited')",
+}
+
+
+def _print_files(
+    out_dir: Path,
+    export_format: ExportFormat,
+    reports: list[Report],
+    *,
+    manifest: bool = True,
+    audio: bool = False,
+) -> None:
+    """Print where a backfill's files are, and a DuckDB line that counts their records."""
+    extension = export_format.extension
+    rows: list[tuple[str, str]] = []
+    for report in reports:
+        days = sum(1 for _ in (out_dir / str(report)).glob(f"date=*/part-0.{extension}"))
+        rows.append((f"{report}/date=YYYY-MM-DD/part-0.{extension}", f"{days:,} days"))
+    if audio:
+        files = sum(1 for path in (out_dir / "audio").rglob("*") if path.is_file())
+        rows.append(("audio/date=YYYY-MM-DD/", f"{files:,} audio files"))
+    if manifest:
+        rows.append(("_manifest.sqlite", f"the manifest: voiceapi verify --out {out_dir}"))
+    width = max(len(name) for name, _ in rows)
+    click.echo(f"files in {out_dir}{os.sep}:")
+    for name, what in rows:
+        click.echo(f"  {name:<{width}}  {what}")
+    needs = "" if importlib.util.find_spec("duckdb") else " (pip install duckdb first)"
+    click.echo(f"count their records with DuckDB{needs}:")
+    click.echo(f"  {duckdb_command(out_dir, export_format.name, extension, reports)}")
+
+
+def duckdb_command(out_dir: Path, fmt: str, extension: str, reports: list[Report]) -> str:
+    """Return a shell line that prints each report's record count in ``out_dir`` with DuckDB.
+
+    It runs this interpreter (by its path relative to the working directory when it
+    lies under it, as ``make demo``'s ``.venv/bin/python`` does; else ``python``).
+    """
+    selects = []
+    for report in reports:
+        files = f"{out_dir}/{report}/*/*.{extension}".replace("'", "''")
+        source = _DUCKDB_READERS[fmt].format(f"'{files}'")
+        selects.append(f"SELECT '{report}' AS report, count(*) AS records FROM {source}")
+    sql = " UNION ALL ".join(selects) + (" ORDER BY report" if len(selects) > 1 else "")
+    python_sql = '"' + sql.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    code = f"import duckdb; duckdb.sql({python_sql}).show()"
+    shell_code = '"' + re.sub(r'([\\"$`])', r"\\\1", code) + '"'
+    return f"{shlex.quote(_python())} -c {shell_code}"
+
+
+def _python() -> str:
+    """This interpreter, relative to the working directory when under it; else ``python``."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
 
 
 def _total(summaries: list[Summary]) -> Summary:
@@ -790,6 +1037,7 @@ def _total(summaries: list[Summary]) -> Summary:
         retries=sum(s.retries for s in summaries),
         rate_limited=sum(s.rate_limited for s in summaries),
         requests=sum(s.requests for s in summaries),
+        per_page=max((s.per_page or 0 for s in summaries), default=0) or None,
         elapsed=sum(s.elapsed for s in summaries),
         audio_files=sum(s.audio_files for s in summaries),
         audio_bytes=sum(s.audio_bytes for s in summaries),
@@ -819,7 +1067,7 @@ def _print_verify(report: VerifyReport) -> None:
         )
     out = Console()
     if not out.is_terminal:
-        out = Console(width=132)
+        out = Console(width=160)
     out.print(table)
     if report.problems:
         found = Table(title="problems")

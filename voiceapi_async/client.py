@@ -22,12 +22,13 @@ from voiceapi_async._convert import make_converter
 from voiceapi_async._download import StorageClient
 from voiceapi_async._errors import AudioExpiredError, OutOfWindowError
 from voiceapi_async._fanout import run_windows
-from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Window
+from voiceapi_async._models import Call, Page, Recording, RecordT, Report, Shape, Window
 from voiceapi_async._paging import RowsPage, WindowReader
 from voiceapi_async._protocol import PageData, build_request
+from voiceapi_async._sizing import Sizing
 from voiceapi_async._stream import RecordStream
 from voiceapi_async._transport import Transport
-from voiceapi_async._windows import DateLike, first_outside, plan_range
+from voiceapi_async._windows import DateLike, first_outside, plan_range, wall_date
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,15 +50,31 @@ class ClientStats:
     """Records delivered to streams (after de-duplication)."""
     bytes: int = 0
     """Response body bytes received."""
+    per_page: int | None = None
+    """The page size in use: the one the server last applied (None: no paged answer yet)."""
+
+    @property
+    def requests_per_1000_records(self) -> float | None:
+        """Requests sent for every 1,000 records delivered (None before any record)."""
+        return 1000 * self.requests / self.records if self.records else None
 
 
 PAGE_BUDGET_PER_SLOT = 4
-"""Pages per request slot a stream may hold between fetch and hand-off.
+"""Pages per request slot a stream may hold between fetch and hand-off, at 100 a page.
 
 The stream's gate has this many tokens per slot, and the window being delivered
 (which passes the gate without tokens) may run as far ahead of its consumer: room
-for one slow page while every other slot keeps fetching.
+for one slow page while every other slot keeps fetching. Larger pages get fewer
+tokens, down to 2 a slot, so that the budget stays near the same number of records.
 """
+
+
+def page_budget(max_in_flight: int, page_size: int) -> int:
+    """The pages a stream may hold between fetch and hand-off, for pages of ``page_size``."""
+    records = PAGE_BUDGET_PER_SLOT * max_in_flight * 100
+    return min(
+        PAGE_BUDGET_PER_SLOT * max_in_flight, max(2 * max_in_flight, -(-records // page_size))
+    )
 
 
 class VoiceClient:
@@ -104,6 +121,9 @@ class VoiceClient:
         self._closed = False
         self._pages = 0
         self._records = 0
+        # The page size asked for: pinned, or learned from the server's answers.
+        self._ask = config.per_page if config.per_page is not None else config.max_per_page
+        self._applied: int | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -113,7 +133,9 @@ class VoiceClient:
     def stats(self) -> ClientStats:
         """The counts of this client's requests, retries, 429s, pages, records and bytes."""
         counts = attrs.asdict(self._transport.counts)
-        return ClientStats(pages=self._pages, records=self._records, **counts)
+        return ClientStats(
+            pages=self._pages, records=self._records, per_page=self._applied, **counts
+        )
 
     @property
     def closed(self) -> bool:
@@ -317,17 +339,23 @@ class VoiceClient:
             max_days=config.max_days,
             setting="ClientConfig.max_days, VOICEAPI_MAX_DAYS",
         )
-        budget = PAGE_BUDGET_PER_SLOT * config.max_in_flight
+        page_size = self._applied or self._ask
+        budget = page_budget(config.max_in_flight, page_size)
+        field = _FILTERED_BY[report]
+        zone = self._converter.timezone
+        sizing = Sizing(page_size, split_pages=config.split_pages)
         reader = WindowReader(
             fetch=self._fetch,
             lookahead=budget,
             split_pages=config.split_pages,
             rereads=config.rereads,
+            sizing=sizing,
+            day_of=lambda row: wall_date(row.get(field), zone),
         )
 
         async def produce(emit: Any) -> None:
             await run_windows(
-                windows,
+                sizing.plan(windows),
                 reader.read,
                 emit,
                 max_windows=config.max_windows,
@@ -336,7 +364,6 @@ class VoiceClient:
             )
 
         structure_rows = self._converter.structure_rows
-        field = _FILTERED_BY[report]
         secrets = (config.token,)
 
         def check(window: Window, records: list[RecordT]) -> None:
@@ -378,10 +405,16 @@ class VoiceClient:
             page,
             token=config.token,
             auth=config.auth,
-            per_page=config.per_page,
+            per_page=self._ask,
             user_agent=config.user_agent,
         )
-        return await self._transport.get_page(spec)
+        data = await self._transport.get_page(spec)
+        if data.shape is not Shape.BARE_LIST:
+            applied = data.numbers.per_page
+            self._applied = applied
+            if config.per_page is None and applied < self._ask:
+                self._ask = applied  # the server's largest: ask for it from now on
+        return data
 
     def _count(self, page: Page[Any]) -> None:
         self._pages += 1

@@ -447,7 +447,7 @@ class _ParquetWriter(_Writer):
 class JsonLines:
     """JSON Lines: one object a line; ISO 8601 timestamps with offset, charges as text.
 
-    Args:
+    Attributes:
         compress: gzip the output (with a fixed header, so the bytes are reproducible).
     """
 
@@ -491,7 +491,7 @@ class Csv:
 class Parquet:
     """Parquet with a typed schema (see :func:`parquet_schema`); needs the ``parquet`` extra.
 
-    Args:
+    Attributes:
         timezone: the zone of the timestamp columns: the account's time zone.
         compression: the Parquet codec.
     """

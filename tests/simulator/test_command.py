@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.simulator.conftest import TOKEN, get_json
-from voiceapi_async.testing import serve_main
-from voiceapi_async.testing._cli import build_parser, config_from_args, main
+from voiceapi_async.testing import DEFAULT_CALLS_PER_DAY, SimulatorConfig, serve_command, serve_main
+from voiceapi_async.testing._cli import main
+from voiceapi_async.testing._command import config_from_options
 from voiceapi_async.testing._plugin import serve_in_thread
 
 
@@ -75,10 +76,10 @@ def test_command_serves_until_signalled(
 
 def test_command_applies_its_options() -> None:
     """Every option lands in the SimulatorConfig it builds, faults preset included."""
-    args = build_parser().parse_args(
+    context = serve_command().make_context(
+        "serve",
         [
-            "serve",
-            "--shape=a",
+            "--shape=A",
             "--token=t",
             "--seed=3",
             "--timezone=Europe/Berlin",
@@ -95,9 +96,9 @@ def test_command_applies_its_options() -> None:
             "--storage-bandwidth=1000000",
             "--storage-error=0.1",
             "--storage-stall=0.2",
-        ]
+        ],
     )
-    config = config_from_args(args)
+    config = config_from_options(context.params)
     assert (config.shape.value, config.token, config.seed, config.timezone) == (
         "A",
         "t",
@@ -115,55 +116,56 @@ def test_command_applies_its_options() -> None:
     storage = config.faults
     assert (storage.storage_latency_ms, storage.storage_bandwidth) == (50.0, 1_000_000.0)
     assert (storage.storage_error, storage.storage_reset, storage.storage_stall) == (0.1, 0.0, 0.2)
-    assert (args.host, args.port) == ("127.0.0.1", 8080)
+    assert (context.params["host"], context.params["port"]) == ("127.0.0.1", 8080)
+
+
+def test_command_defaults_are_the_simulators() -> None:
+    """Without options, the command serves exactly SimulatorConfig() (one default volume)."""
+    context = serve_command().make_context("serve", [])
+    assert config_from_options(context.params) == SimulatorConfig()
+    assert SimulatorConfig().calls_per_day == DEFAULT_CALLS_PER_DAY
+    assert context.params["faults"] == "none"
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["serve", "--shape", "d"], "argument --shape: invalid choice: 'd'"),
-        (["serve", "--rate-limit", "-1"], "argument --rate-limit: must be 0 or more, not -1"),
-        (["serve", "--port", "http"], "argument --port: not a whole number: 'http'"),
-        (["serve", "--port", "65536"], "argument --port: must be 0 to 65535, not 65536"),
-        (["serve", "--server-error", "1.5"], "argument --server-error: must be a probability"),
-        (["serve", "--latency-ms", "nan"], "argument --latency-ms: must be 0 or more, not nan"),
-        (["serve", "--audio-size", "9-3"], "argument --audio-size: must be MIN-MAX"),
-        (["serve", "--audio-size", "big"], "argument --audio-size: not a size"),
-        ([], "the following arguments are required: COMMAND"),
+        (["serve", "--shape", "d"], "Invalid value for '--shape': 'd' is not one of 'a', 'b', 'c'"),
+        (["serve", "--rate-limit", "-1"], "Invalid value for '--rate-limit': -1 is not in the"),
+        (["serve", "--port", "http"], "Invalid value for '--port': 'http' is not a valid integer"),
+        (["serve", "--port", "65536"], "Invalid value for '--port': 65536 is not in the range"),
+        (["serve", "--server-error", "1.5"], "Invalid value for '--server-error': 1.5 is not in"),
+        (["serve", "--latency-ms", "nan"], "'--latency-ms': must be 0 or more, not nan"),
+        (["serve", "--latency-ms", "soon"], "'--latency-ms': 'soon' is not a valid float"),
+        (["serve", "--audio-size", "9-3"], "'--audio-size': must be MIN-MAX"),
+        (["serve", "--audio-size", "big"], "'--audio-size': 'big' is not a size"),
+        (["serve", "--timezone", "Mars/Olympus_Mons"], "'Mars/Olympus_Mons' is not a time zone"),
+        ([], "Commands:\n  serve "),
     ],
 )
 def test_command_rejects_bad_arguments(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A bad argument exits 2 with argparse's usage and a message naming it."""
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("usage: python -m voiceapi_async.testing")
-    assert message in err
+    """A bad argument exits 2 with click's usage and a message naming the option."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("Usage: python -m voiceapi_async.testing")
+    assert message in captured.err
+    assert captured.out == ""
 
 
 def test_serve_main_names_itself_as_told(capsys: pytest.CaptureFixture[str]) -> None:
     """``serve_main`` takes the serve options alone and reports errors under its caller's name."""
-    with pytest.raises(SystemExit) as exited:
-        serve_main(["--stall", "x"], prog="voiceapi serve-fake")
-    assert exited.value.code == 2
+    assert serve_main(["--stall", "x"], prog="voiceapi serve-fake") == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: voiceapi serve-fake [-h]")
-    assert "voiceapi serve-fake: error: argument --stall: not a number: 'x'" in err
+    assert err.startswith("Usage: voiceapi serve-fake [OPTIONS]")
+    assert "Invalid value for '--stall': 'x' is not a valid float" in err
     assert serve_main(["--timezone", "Nowhere"], prog="voiceapi serve-fake") == 2
-    assert capsys.readouterr().err == ("voiceapi serve-fake: error: unknown time zone: 'Nowhere'\n")
-
-
-def test_command_rejects_an_unknown_time_zone(capsys: pytest.CaptureFixture[str]) -> None:
-    """A setting the simulator rejects exits 2 with one line on stderr."""
-    assert main(["serve", "--timezone", "Mars/Olympus_Mons"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == (
-        "python -m voiceapi_async.testing serve: error: unknown time zone: 'Mars/Olympus_Mons'\n"
-    )
+    assert "'Nowhere' is not a time zone" in capsys.readouterr().err
+    assert serve_main(["--help"], prog="voiceapi serve-fake") == 0
+    helped = capsys.readouterr().out
+    assert "--calls-per-day N" in helped
+    assert f"[default: {DEFAULT_CALLS_PER_DAY}; x>=0]" in helped
 
 
 def test_command_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,7 +176,7 @@ def test_command_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1
-    assert f"error: cannot listen on 127.0.0.1:{port}" in captured.err
+    assert captured.err.startswith(f"Error: cannot listen on 127.0.0.1:{port}")
 
 
 def test_command_in_a_subprocess_rejects_bad_arguments(
@@ -185,5 +187,5 @@ def test_command_in_a_subprocess_rejects_bad_arguments(
     out, err = process.communicate(timeout=10)
     assert process.returncode == 2
     assert out == ""
-    assert "argument --calls-per-day: not a whole number: 'lots'" in err
+    assert "Invalid value for '--calls-per-day': 'lots' is not a valid integer" in err
     assert "Traceback" not in err

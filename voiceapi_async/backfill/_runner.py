@@ -6,20 +6,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
 import attrs
+import pendulum
 
 from voiceapi_async import (
     AudioResult,
     AudioStatus,
     AuthenticationError,
+    Call,
     NotFoundError,
     PermissionDeniedError,
     Record,
     Recording,
+    RecordStream,
     Report,
     TransportError,
     VoiceAPIError,
@@ -118,6 +121,8 @@ class Summary:
     retries: int = 0
     rate_limited: int = 0
     requests: int = 0
+    per_page: int | None = None
+    """The page size the server applied (None: no paged answer)."""
     elapsed: float = 0.0
     audio_files: int = 0
     """Audio files downloaded by this run."""
@@ -132,6 +137,11 @@ class Summary:
     def records_per_second(self) -> float:
         """Records written a second."""
         return self.records / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def requests_per_1000_records(self) -> float | None:
+        """Requests sent for every 1,000 records written (None before any record)."""
+        return 1000 * self.requests / self.records if self.records else None
 
     @property
     def ok(self) -> bool:
@@ -287,6 +297,17 @@ class Backfill:
         self.progress.planned(len(windows), summary.skipped)
         slots = asyncio.Semaphore(self.concurrency)
 
+        def finished(window: Window, result: WindowResult) -> None:
+            summary.written += 1
+            summary.repaired += window.key in repairs
+            summary.records += result.records
+            summary.pages += result.pages
+            self.progress.window_done(window, result.records)
+
+        def failed(window: Window, exc: VoiceAPIError) -> None:
+            summary.failed.append((window.key, str(exc)))
+            self.progress.window_failed(window, exc)
+
         async def one(window: Window) -> None:
             async with slots:
                 try:
@@ -294,28 +315,29 @@ class Backfill:
                 except FATAL_ERRORS:
                     raise
                 except VoiceAPIError as exc:
-                    summary.failed.append((window.key, str(exc)))
-                    self.progress.window_failed(window, exc)
+                    failed(window, exc)
                     return
-                summary.written += 1
-                summary.repaired += window.key in repairs
-                summary.records += result.records
-                summary.pages += result.pages
-                self.progress.window_done(window, result.records)
+                finished(window, result)
+
+        async def stretch(group: asyncio.TaskGroup, days: Sequence[Window]) -> None:
+            left = await self._run_stretch(days, group, slots, finished, failed)
+            for window in left:
+                await one(window)
 
         try:
             async with asyncio.TaskGroup() as group:
-                for window in todo:
-                    group.create_task(one(window))
+                for days in stretches(todo):
+                    group.create_task(stretch(group, days) if len(days) > 1 else one(days[0]))
         except BaseExceptionGroup as group_error:
             # The first error (fatal, or not a VoiceAPIError) cancelled the other
-            # windows; callers get it bare. `one` starts no task groups of its own.
+            # windows; callers get it bare. No task of this group starts a group of its own.
             raise group_error.exceptions[0] from None
         finally:
             stats = self.client.stats
             summary.retries = stats.retries - before.retries
             summary.rate_limited = stats.rate_limited - before.rate_limited
             summary.requests = stats.requests - before.requests
+            summary.per_page = stats.per_page
             summary.elapsed = time.monotonic() - started
         summary.failed.sort()
         if self.rebuild and summary.ok:
@@ -358,26 +380,133 @@ class Backfill:
                 self.manifest.record_size(entry.key, size)
         return True
 
+    async def _run_stretch(
+        self,
+        days: Sequence[Window],
+        group: asyncio.TaskGroup,
+        slots: asyncio.Semaphore,
+        finished: Callable[[Window, WindowResult], None],
+        failed: Callable[[Window, VoiceAPIError], None],
+    ) -> list[Window]:
+        """Read consecutive days in one stream, writing each (in ``group``) once it is whole.
+
+        One stream lets the client size its requests to the data (several sparse days
+        in one request). A day's write waits for one of ``slots`` first, and so does
+        the stream. Returns the days not handed to a writer: when the stream fails
+        they are run one by one, so a bad day fails alone.
+        """
+        first, last = days[0], days[-1]
+        left = {window.key: window for window in days}
+
+        async def write(window: Window, records: list[Record], pages: int) -> None:
+            try:
+                result = await self._finish(window, records, pages)
+            except FATAL_ERRORS:
+                raise
+            except VoiceAPIError as exc:
+                failed(window, exc)
+                return
+            finally:
+                slots.release()
+            finished(window, result)
+
+        async def hand_over(key: str, records: list[Record], pages: int) -> None:
+            await slots.acquire()
+            group.create_task(write(left.pop(key), records, pages))
+
+        for window in days:
+            self.manifest.start(window.key)
+        stream = self._stream(first.start, last.end, first.report)
+        key: str | None = None
+        records: list[Record] = []
+        pages = 0
+        try:
+            async with stream:
+                async for page in stream.pages():
+                    if page.window.key != key:
+                        if key is not None:
+                            await hand_over(key, records, pages)
+                        key, records, pages = page.window.key, [], 0
+                        if key not in left:  # the client cut the days otherwise
+                            break
+                    pages += 1
+                    records.extend(page.records)
+                else:
+                    if key is not None:
+                        await hand_over(key, records, pages)
+        except FATAL_ERRORS:
+            self._reset(left)
+            raise
+        except VoiceAPIError as exc:
+            logger.warning(
+                "%s..%s: %s; reading the %d days left one by one",
+                first.key,
+                last.key,
+                exc,
+                len(left),
+            )
+        except BaseException:
+            self._reset(left)
+            raise
+        return list(left.values())
+
+    def _reset(self, windows: Collection[str]) -> None:
+        for key in windows:
+            with contextlib.suppress(OutputError):
+                self.manifest.reset(key)
+
     async def run_window(self, window: Window) -> WindowResult:
         """Fetch one window and write it whole, replacing its partition (idempotent).
 
         Raises:
             VoiceAPIError: the window could not be read; the manifest says failed.
         """
-        key = window.key
-        self.manifest.start(key)
-        try:
-            stream = (
-                self.client.calls(window.start, window.end)
-                if window.report is Report.CALLS
-                else self.client.recordings(window.start, window.end)
-            )
+        self.manifest.start(window.key)
+        with self._settling(window.key):
             records: list[Record] = []
             pages = 0
-            async with stream:
+            async with self._stream(window.start, window.end, window.report) as stream:
                 async for page in stream.pages():
                     pages += 1
                     records.extend(page.records)
+        return await self._finish(window, records, pages)
+
+    def _stream(
+        self, start: pendulum.DateTime, end: pendulum.DateTime, report: Report
+    ) -> RecordStream[Call] | RecordStream[Recording]:
+        if report is Report.CALLS:
+            return self.client.calls(start, end)
+        return self.client.recordings(start, end)
+
+    @contextlib.contextmanager
+    def _settling(self, key: str) -> Iterator[None]:
+        """Record in the manifest how a window's step ended, if it failed.
+
+        A ``VoiceAPIError`` marks it failed; anything else (an :class:`OutputError`,
+        an interrupt) puts it back to pending, for a rerun to take again.
+        """
+        try:
+            yield
+        except OutputError:
+            with contextlib.suppress(OutputError):
+                self.manifest.reset(key)
+            raise
+        except VoiceAPIError as exc:
+            self.manifest.failed(key, str(exc))
+            raise
+        except BaseException:
+            self.manifest.reset(key)
+            raise
+
+    async def _finish(self, window: Window, records: list[Record], pages: int) -> WindowResult:
+        """Write a window read whole (its audio first), and mark it done.
+
+        Raises:
+            VoiceAPIError: the window's audio could not be fetched; the manifest says failed.
+            OutputError: writing failed; the window is back to pending.
+        """
+        key = window.key
+        with self._settling(key):
             records = sort_records(records)
             relative = partition_path(window, self.format.extension)
             tally = await self._audio_of(window, records)
@@ -396,16 +525,6 @@ class Backfill:
                         (self.out_dir / stale).unlink(missing_ok=True)
             except OSError as exc:
                 raise os_error(exc, "write", self.out_dir / relative) from None
-        except OutputError:
-            with contextlib.suppress(OutputError):
-                self.manifest.reset(key)
-            raise
-        except VoiceAPIError as exc:
-            self.manifest.failed(key, str(exc))
-            raise
-        except BaseException:
-            self.manifest.reset(key)
-            raise
         self.manifest.done(
             key,
             records=len(records),
@@ -458,3 +577,19 @@ class Backfill:
         notify = getattr(self.progress, "audio_file", None)
         if notify is not None:
             notify(result)
+
+
+def stretches(windows: Iterable[Window]) -> list[list[Window]]:
+    """Group windows into runs of consecutive days of one report (each read as one stream)."""
+    runs: list[list[Window]] = []
+    for window in sorted(windows, key=lambda w: (str(w.report), w.start)):
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and last.report is window.report
+            and (window.start - last.end).total_seconds() == 1
+        ):
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs

@@ -5,29 +5,55 @@ Needs the ``fastapi`` extra (``pip install 'voiceapi-async[fastapi]'``)::
     app = FastAPI(lifespan=voice_client_lifespan())
     install_error_handlers(app)
 
-    @app.get("/calls")
+    @app.get("/calls", **stream_route(Report.CALLS))
     async def calls(start: date, end: date, client: VoiceClient = Depends(get_voice_client)):
         return await ndjson_response(open_stream(lambda: client.calls(start, end)))
+
+The lifespan reads the client's settings from ``VOICEAPI_*`` (``ClientConfig.from_env``):
+``VOICEAPI_BASE_URL``, ``VOICEAPI_TOKEN`` and the account's time zone,
+``VOICEAPI_TIMEZONE`` (in the account's settings in the provider's dashboard), are
+required; without one, the application fails at startup with a
+:class:`~voiceapi_async.ConfigError` saying which and where to find it.
 
 The lifespan opens one :class:`~voiceapi_async.VoiceClient` for the application (its
 session, in-flight limit and rate limiter are shared by every request) and closes
 it at shutdown. The responses fetch lazily, and stop fetching the moment the HTTP
 client disconnects.
 
-Errors map to HTTP answers through :data:`DEFAULT_ERROR_STATUSES` (override by
-passing your own mapping to :func:`install_error_handlers`):
+**One error body.** :func:`install_error_handlers` answers every error with one
+JSON shape, :class:`ErrorBody`::
 
-==========================================  ======  ===============================
-client error                                status  body / headers
-==========================================  ======  ===============================
-bad range (``ValueError``/``TypeError``)    422     the reason
-``AuthenticationError``, ``PermissionDenied``  502  "upstream authentication failed"
-``RateLimitError``                          503     ``Retry-After`` when known
-``RequestTimeoutError``                     504     "upstream timed out"
-``TransportError``, ``ServerError``, other  502     "upstream failed"
-==========================================  ======  ===============================
+    {"error": {"code": "invalid_request", "status": 422, "message": "...", "details": [...]}}
 
-Messages never carry the token (the client's errors are redacted already).
+``code`` is machine-readable, ``details`` lists what FastAPI's request validation
+found (``type``, ``loc``, ``message``; empty otherwise). Client errors map to HTTP
+answers through :data:`DEFAULT_ERROR_STATUSES` (override by passing your own
+mapping to :func:`install_error_handlers`):
+
+==================================================  ======  =================================
+error                                               status  code, message / headers
+==================================================  ======  =================================
+a parameter FastAPI cannot read                     422     ``invalid_request``, with details
+bad range (:func:`open_stream`)                     422     ``invalid_range``, the reason
+``AuthenticationError``, ``PermissionDeniedError``  502     "upstream authentication failed"
+``RateLimitError``                                  503     ``Retry-After`` when known
+``RequestTimeoutError``                             504     "upstream timed out"
+``TransportError``, ``ServerError``, other          502     "upstream failed"
+any other ``HTTPException``                         its     the status's name (``not_found``)
+an unhandled exception                              500     ``internal_error``
+==================================================  ======  =================================
+
+A client error's code is ``upstream_`` and its class in snake case
+(``upstream_server_error``, ``upstream_rate_limit_error``). Messages never carry the
+token (the client's errors are redacted already).
+
+**OpenAPI.** ``@app.get(path, **stream_route(Report.CALLS))`` documents a streamed
+route as FastAPI users expect: ``application/x-ndjson`` (one ``CallRow`` a line)
+and ``text/csv`` for 200, and the 422, 502, 503 and 504 answers with their
+``ErrorBody``; :func:`error_responses` documents the errors of a JSON route. The row
+schemas (``CallRow``, ``RecordingRow``, from :data:`voiceapi_async.export.COLUMNS`)
+and ``ErrorBody`` are added to the document's components by
+:func:`install_error_handlers`.
 
 A range longer than the client's ``max_days`` (:class:`~voiceapi_async.ClientConfig`,
 ``VOICEAPI_MAX_DAYS``, default 3660 days) is a 422 naming the limit, answered before
@@ -43,15 +69,17 @@ an HTTP client sees an incomplete body (aiohttp: ``ClientPayloadError``; curl: e
 18), never a clean end. The error line is, for NDJSON, a JSON object with a single
 key ``error``::
 
-    {"error": {"type": "ServerError", "status": 502, "message": "upstream failed"}}
+    {"error": {"code": "upstream_server_error", "status": 502,
+               "message": "upstream failed", "details": []}}
 
-and for CSV, a row whose first field is ``#error`` (no record id starts with ``#``)::
+(an :class:`ErrorBody`, like every error answer) and for CSV, a row whose first
+field is ``#error`` (no record id starts with ``#``)::
 
-    #error,ServerError,502,upstream failed
+    #error,upstream_server_error,502,upstream failed
 
-``type`` is the client error's class (``InternalError`` for anything else),
-``status`` and ``message`` what :data:`DEFAULT_ERROR_STATUSES` (or the mapping given)
-says for it. The failure is logged on this module's logger: a warning for a client
+``code`` names the client error (``internal_error`` for anything else), ``status``
+and ``message`` what :data:`DEFAULT_ERROR_STATUSES` (or the mapping given) says for
+it. The failure is logged on this module's logger: a warning for a client
 error, an error with its traceback for anything else.
 """
 
@@ -60,15 +88,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import http
 import io
-import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from voiceapi_async import (
@@ -77,22 +110,31 @@ from voiceapi_async import (
     PermissionDeniedError,
     RateLimitError,
     RecordStream,
+    Report,
     RequestTimeoutError,
     VoiceAPIError,
     VoiceClient,
 )
-from voiceapi_async.export import Csv, ExportFormat, JsonLines, sort_records
+from voiceapi_async.export import COLUMNS, JSON_COLUMNS, Csv, ExportFormat, JsonLines, sort_records
 
 __all__ = [
     "DEFAULT_ERROR_STATUSES",
+    "ErrorBody",
+    "ErrorDetail",
+    "ErrorInfo",
     "ErrorStatuses",
+    "InvalidRangeError",
     "RecordStreamResponse",
     "csv_response",
+    "error_body",
     "error_response",
+    "error_responses",
     "get_voice_client",
     "install_error_handlers",
     "ndjson_response",
     "open_stream",
+    "row_schema",
+    "stream_route",
     "voice_client_lifespan",
 ]
 
@@ -147,12 +189,51 @@ def get_voice_client(request: Request) -> VoiceClient:
     return client
 
 
+class ErrorDetail(BaseModel):
+    """One thing wrong with a request: its kind, where it is and what it is."""
+
+    type: str = Field(
+        description="the kind of problem, e.g. FastAPI's 'date_from_datetime_parsing'"
+    )
+    loc: list[str | int] = Field(
+        default_factory=list, description="where: ['query', 'from'] for a query parameter"
+    )
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong: a machine-readable code, the HTTP status and a sentence."""
+
+    code: str = Field(description="e.g. invalid_request, invalid_range, upstream_server_error")
+    status: int = Field(description="the HTTP status of the answer")
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body (and a streamed body's last line when it fails)."""
+
+    error: ErrorInfo
+
+
+class InvalidRangeError(HTTPException):
+    """A range the client refuses (reversed, too long, outside the calendar): HTTP 422.
+
+    Its body's code is ``invalid_range`` and its message the client's reason.
+    """
+
+    code = "invalid_range"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=422, detail=message)
+
+
 def open_stream(factory: Callable[[], RecordStream[Any]]) -> RecordStream[Any]:
-    """Call ``factory`` and turn a bad range into an HTTP 422 with the reason."""
+    """Call ``factory`` and turn a bad range into an :class:`InvalidRangeError` (422)."""
     try:
         return factory()
     except (ValueError, TypeError) as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+        raise InvalidRangeError(str(exc)) from None
 
 
 class _AbortedError(Exception):
@@ -161,6 +242,10 @@ class _AbortedError(Exception):
 
 class RecordStreamResponse(StreamingResponse):
     """A streamed response that owns a record stream and closes it however it ends.
+
+    As a route's ``response_class`` (:func:`stream_route` sets it), it leaves the
+    200 answer's media types to the route's ``responses`` instead of FastAPI's
+    ``application/json``.
 
     It listens for the HTTP client's disconnect while streaming, so a client that
     goes away stops the upstream fetching at once, even between two pages. When the
@@ -223,14 +308,13 @@ async def csv_response(
 _ErrorLine = Callable[[str, int, str], bytes]
 
 
-def _ndjson_error(kind: str, status: int, message: str) -> bytes:
-    line = {"error": {"type": kind, "status": status, "message": message}}
-    return json.dumps(line).encode() + b"\n"
+def _ndjson_error(code: str, status: int, message: str) -> bytes:
+    return error_body(code, status, message).model_dump_json().encode() + b"\n"
 
 
-def _csv_error(kind: str, status: int, message: str) -> bytes:
+def _csv_error(code: str, status: int, message: str) -> bytes:
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(["#error", kind, status, message])
+    csv.writer(text, lineterminator="\n").writerow(["#error", code, status, message])
     return text.getvalue().encode()
 
 
@@ -279,7 +363,7 @@ async def _response(
 def _failed_after_start(
     exc: Exception, stream: RecordStream[Any], statuses: ErrorStatuses
 ) -> tuple[str, int, str]:
-    """Log a failure after the response started; return its (type, status, message)."""
+    """Log a failure after the response started; return its (code, status, message)."""
     if isinstance(exc, VoiceAPIError):
         status, message = _status_of(exc, statuses)
         logger.warning(
@@ -288,21 +372,43 @@ def _failed_after_start(
             type(exc).__name__,
             exc,
         )
-        return type(exc).__name__, status, message
+        return _upstream_code(exc), status, message
     logger.error("%r failed after the response started", stream, exc_info=exc)
-    return "InternalError", 500, "internal error"
+    return "internal_error", 500, "internal error"
+
+
+def error_body(
+    code: str, status: int, message: str, details: list[ErrorDetail] | None = None
+) -> ErrorBody:
+    """Return the one error body: ``{"error": {"code", "status", "message", "details"}}``."""
+    info = ErrorInfo(code=code, status=status, message=message, details=details or [])
+    return ErrorBody(error=info)
+
+
+def _json_error(body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=body.error.status, headers=headers
+    )
+
+
+def _upstream_code(exc: VoiceAPIError) -> str:
+    """``upstream_`` and the client error's class in snake case: ``upstream_server_error``."""
+    return "upstream_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def error_response(
     exc: VoiceAPIError, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES
 ) -> JSONResponse:
-    """Return the HTTP answer for a client error, by the most specific mapped type."""
+    """Return the HTTP answer for a client error, by the most specific mapped type.
+
+    Its body is an :class:`ErrorBody`; a rate limit's answer carries ``Retry-After``
+    when the upstream said how long to wait.
+    """
     status, message = _status_of(exc, statuses)
     headers = {}
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    detail = {"detail": message, "error": type(exc).__name__}
-    return JSONResponse(detail, status_code=status, headers=headers)
+    return _json_error(error_body(_upstream_code(exc), status, message), headers)
 
 
 def _status_of(exc: VoiceAPIError, statuses: ErrorStatuses) -> tuple[int, str]:
@@ -313,10 +419,175 @@ def _status_of(exc: VoiceAPIError, statuses: ErrorStatuses) -> tuple[int, str]:
 
 
 def install_error_handlers(app: FastAPI, statuses: ErrorStatuses = DEFAULT_ERROR_STATUSES) -> None:
-    """Answer every client error raised in a handler with its mapped status."""
+    """Answer every error with an :class:`ErrorBody`, and document it in the app's OpenAPI.
 
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    Installs handlers for the client's errors (mapped by ``statuses``), FastAPI's
+    request validation (422, ``invalid_request``, with details), every
+    ``HTTPException`` (:class:`InvalidRangeError` included) and any other exception
+    (500, ``internal_error``; the exception still reaches the server's log). Adds
+    ``ErrorBody`` and the row schemas ``CallRow`` and ``RecordingRow`` to the OpenAPI
+    document's components, which :func:`stream_route` and :func:`error_responses`
+    refer to.
+    """
+
+    async def upstream(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VoiceAPIError)
         return error_response(exc, statuses)
 
-    app.add_exception_handler(VoiceAPIError, handle)
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            ErrorDetail(type=str(e.get("type", "")), loc=list(e.get("loc", ())), message=e["msg"])
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{_where(d.loc)}: {d.message}" for d in details)
+        return _json_error(error_body("invalid_request", 422, message, details))
+
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        phrase = _phrase(status)
+        code = getattr(exc, "code", None) or re.sub(r"\W+", "_", phrase.lower()).strip("_")
+        message = exc.detail if isinstance(exc.detail, str) else phrase
+        return _json_error(error_body(code, status, message), exc.headers)
+
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        return _json_error(error_body("internal_error", 500, "internal error"))
+
+    app.add_exception_handler(VoiceAPIError, upstream)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, refused)
+    app.add_exception_handler(Exception, crashed)
+    _add_components(app)
+
+
+def _where(loc: list[str | int]) -> str:
+    """``query from`` for ``['query', 'from']``: the parameter a detail is about."""
+    return " ".join(str(part) for part in loc) or "request"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+_REF = "#/components/schemas/{model}"
+_ROW_NAMES = {Report.CALLS: "CallRow", Report.RECORDINGS: "RecordingRow"}
+_IDENTITY = frozenset({"id", "call_from", "call_to"})
+
+
+def _column_schema(column: str) -> dict[str, Any]:
+    """The JSON Schema of one export column as :func:`voiceapi_async.export.json_row` writes it."""
+    if column in JSON_COLUMNS:
+        return {"description": "the record's raw JSON (presigned URLs in it cut to the address)"}
+    if column.endswith("_seconds") or column == "pulsing":
+        return {"type": "integer"}
+    if column == "charges":
+        return {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "exact decimal"}
+    if column.endswith("_at"):
+        return {"type": ["string", "null"], "format": "date-time"}
+    if column in _IDENTITY:
+        return {"type": "string"}
+    return {"type": ["string", "null"]}
+
+
+def row_schema(report: Report | str) -> dict[str, Any]:
+    """Return the JSON Schema of one row of ``report`` (an NDJSON line; a CSV row's columns).
+
+    Its properties are :data:`voiceapi_async.export.COLUMNS` of the report, in order;
+    every row has every column (``null`` where the record has no value).
+    """
+    report = Report(report)
+    columns = COLUMNS[report]
+    return {
+        "title": _ROW_NAMES[report],
+        "description": f"One {report} record as an export row (voiceapi_async.export.json_row).",
+        "type": "object",
+        "properties": {column: _column_schema(column) for column in columns},
+        "required": list(columns),
+    }
+
+
+def _components() -> dict[str, Any]:
+    _, definitions = models_json_schema([(ErrorBody, "serialization")], ref_template=_REF)
+    schemas: dict[str, Any] = dict(definitions["$defs"])
+    for report in Report:
+        schemas[_ROW_NAMES[report]] = row_schema(report)
+    return schemas
+
+
+def _add_components(app: FastAPI) -> None:
+    """Add the error and row schemas to the app's OpenAPI document, once built."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in _components().items():
+            schemas.setdefault(name, schema)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}
+    return {"description": description, "content": content, **extra}
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI ``responses`` of a route's error answers: 422, 502, 503, 504.
+
+    Pass it as a route's ``responses=`` (for streamed routes, :func:`stream_route`
+    does); each answer's body is an ``ErrorBody`` (the schemas are added by
+    :func:`install_error_handlers`).
+    """
+    retry_after = {
+        "Retry-After": {
+            "description": "seconds to wait, when the upstream said",
+            "schema": {"type": "integer"},
+        }
+    }
+    return {
+        422: _error(
+            "a parameter FastAPI cannot read (invalid_request), or a bad range (invalid_range)"
+        ),
+        502: _error("the upstream Voice API failed, or refused the application's token"),
+        503: _error("the upstream Voice API's rate limit was reached", headers=retry_after),
+        504: _error("the upstream Voice API timed out"),
+    }
+
+
+def stream_route(report: Report | str) -> dict[str, Any]:
+    """Return the route options of a streamed report: ``@app.get(path, **stream_route(r))``.
+
+    The route's OpenAPI then says what it streams: ``application/x-ndjson`` (one
+    ``CallRow`` or ``RecordingRow`` a line) or ``text/csv`` (a header row, then one row
+    a record), and the :func:`error_responses`. Its ``response_class`` is
+    :class:`RecordStreamResponse`, which keeps FastAPI from announcing
+    ``application/json``.
+    """
+    report = Report(report)
+    row = {"$ref": _REF.format(model=_ROW_NAMES[report])}
+    columns = ", ".join(COLUMNS[report])
+    ok = {
+        "description": (
+            f"The {report} of the range, streamed: NDJSON, one {_ROW_NAMES[report]} a line, "
+            f"or CSV with a header row ({columns}). A failure after the answer started "
+            "ends the body with one error line (an ErrorBody, or a '#error' CSV row) and "
+            "aborts it."
+        ),
+        "content": {
+            "application/x-ndjson": {"itemSchema": row, "schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+    return {
+        "response_class": RecordStreamResponse,
+        "status_code": 200,
+        "responses": {200: ok, **error_responses()},
+    }

@@ -3,8 +3,9 @@
 ``async with run_simulator(shape="c") as sim:`` serves it on a free loopback port
 (``sim.base_url``); ``sim.dataset`` and ``sim.ids_between`` answer ground-truth
 questions; ``sim.observed`` tells what clients did. Also a pytest plugin (the
-``voice_simulator`` fixture) and ``python -m voiceapi_async.testing serve``.
-``serve_main`` runs that command's options under another program's name.
+``voice_simulator`` fixture) and ``python -m voiceapi_async.testing serve`` (a click
+command: ``serve_command()`` returns it, ``serve_main`` runs it under another
+program's name; both need the ``cli`` extra).
 
 The names load on first use (PEP 562), so the pytest plugin, a submodule, costs
 nothing it does not use.
@@ -16,14 +17,22 @@ TYPE_CHECKING = False  # typing's, without importing typing (most of a cold impo
 if TYPE_CHECKING:
     from typing import Any
 
-    from voiceapi_async.testing._cli import serve_main
-    from voiceapi_async.testing._config import SimulatorConfig
+    from voiceapi_async.testing._cli import serve_command, serve_main
+    from voiceapi_async.testing._config import (
+        DEFAULT_CALLS_PER_DAY,
+        DEFAULT_TIMEZONE,
+        DEFAULT_TOKEN,
+        SimulatorConfig,
+    )
     from voiceapi_async.testing._dataset import Dataset, DayData
     from voiceapi_async.testing._faults import FAULT_KINDS, Fate, Faults
     from voiceapi_async.testing._observations import Observations, ObservedRequest
     from voiceapi_async.testing._server import VoiceSimulator, run_simulator
 
 __all__ = [
+    "DEFAULT_CALLS_PER_DAY",
+    "DEFAULT_TIMEZONE",
+    "DEFAULT_TOKEN",
     "FAULT_KINDS",
     "Dataset",
     "DayData",
@@ -34,10 +43,14 @@ __all__ = [
     "SimulatorConfig",
     "VoiceSimulator",
     "run_simulator",
+    "serve_command",
     "serve_main",
 ]
 
 _SOURCES = {
+    "DEFAULT_CALLS_PER_DAY": "_config",
+    "DEFAULT_TIMEZONE": "_config",
+    "DEFAULT_TOKEN": "_config",
     "FAULT_KINDS": "_faults",
     "Dataset": "_dataset",
     "DayData": "_dataset",
@@ -48,6 +61,7 @@ _SOURCES = {
     "SimulatorConfig": "_config",
     "VoiceSimulator": "_server",
     "run_simulator": "_server",
+    "serve_command": "_cli",
     "serve_main": "_cli",
 }
 """The module of each public name, relative to this package."""

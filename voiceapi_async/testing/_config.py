@@ -38,6 +38,14 @@ def _check_sizes(instance: object, attribute: attrs.Attribute[Any], value: tuple
         )
 
 
+DEFAULT_CALLS_PER_DAY = 200
+"""The simulator's average calls a day, everywhere: ``SimulatorConfig``, ``serve`` and
+``voiceapi serve-fake``, and ``voiceapi --demo``."""
+DEFAULT_TIMEZONE = "Asia/Kolkata"
+"""The simulated account's time zone unless told (``voiceapi --demo`` reads days in it)."""
+DEFAULT_TOKEN = "demo-token"
+"""The one API token the simulator accepts unless told."""
+
 _AT_LEAST_ONE = attrs.validators.ge(1)
 _NOT_NEGATIVE = attrs.validators.ge(0)
 
@@ -69,9 +77,9 @@ class SimulatorConfig:
     """
 
     seed: int = 0
-    timezone: str = "Asia/Kolkata"
-    calls_per_day: int = attrs.field(default=200, validator=_NOT_NEGATIVE)
-    token: str = "demo-token"
+    timezone: str = DEFAULT_TIMEZONE
+    calls_per_day: int = attrs.field(default=DEFAULT_CALLS_PER_DAY, validator=_NOT_NEGATIVE)
+    token: str = DEFAULT_TOKEN
     shape: Shape = attrs.field(default=Shape.PAGINATOR, converter=_shape)
     per_page_default: int = attrs.field(default=15, validator=_AT_LEAST_ONE)
     per_page_max: int = attrs.field(default=100, validator=_AT_LEAST_ONE)
