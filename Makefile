@@ -1,17 +1,26 @@
-# `make test` and `make demo` work on a fresh machine with Python 3.11 and make.
+# `make test` and `make demo` work on a fresh machine with Python (3.11 to 3.13) and make.
+# PYTHON picks the interpreter; set, it gets a venv of its own (.venv-3.13 for a 3.13):
+#   make test PYTHON="$(pyenv root)/versions/3.13.0/bin/python"
 PYTHON ?= python3
-VENV   := .venv
+ifeq ($(origin PYTHON),file)
+VENV   ?= .venv
+else
+VENV   ?= .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+endif
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# The Pythons the package supports (and declares in pyproject.toml); `make test-all` runs each.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 
-.PHONY: demo test lint typecheck pytest docs bench mutation clean
+.PHONY: demo test test-all lint typecheck pytest docs bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The dev tools are a dependency group (PEP 735): pip installs groups from 25.1 on.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e '.[cli,parquet,fastapi,bench,dagster]' --group dev
 	touch $(STAMP)
 
 DEMO_STAMP := $(VENV)/.installed-demo
@@ -30,6 +39,28 @@ demo: $(DEMO_STAMP)
 
 ## test: lint, format check, import contracts, strict typing, the docs build, and the tests with branch coverage
 test: lint typecheck docs pytest
+
+## test-all: `make test` under each supported Python installed (pyenv or PATH), each in .venv-X.Y
+test-all:
+	@failed=""; passed=""; missing=""; \
+	for version in $(SUPPORTED_PYTHONS); do \
+	  found=""; \
+	  for candidate in $$( (ls -d "$$(pyenv root 2>/dev/null)"/versions/$$version.*/bin/python 2>/dev/null \
+	      | grep -E "/$$version\.[0-9]+/bin/python$$" | sort -V -r); command -v python$$version); do \
+	    if [ "$$("$$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$$version" ]; then \
+	      found="$$candidate"; break; \
+	    fi; \
+	  done; \
+	  if [ -z "$$found" ]; then \
+	    echo "test-all: Python $$version is not installed (neither pyenv nor python$$version on PATH): skipped"; \
+	    missing="$$missing $$version"; continue; \
+	  fi; \
+	  echo "test-all: Python $$version ($$found) in .venv-$$version"; \
+	  if $(MAKE) --no-print-directory test PYTHON="$$found" VENV=".venv-$$version"; then \
+	    passed="$$passed $$version"; else failed="$$failed $$version"; fi; \
+	done; \
+	echo "test-all: passed:$${passed:- none}; failed:$${failed:- none}; not installed:$${missing:- none}"; \
+	[ -z "$$failed" ] && [ -n "$$passed" ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -62,7 +93,6 @@ docs: $(DOCS_STAMP)
 
 ## bench: run the side-by-side benchmarks and write their tables to benchmarks/results/
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,fastapi]'
 	$(BIN)/python benchmarks/bench_convert.py
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_client.py
@@ -79,4 +109,4 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf mutants
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT) site
+	rm -rf .venv .venv-* .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis $(DEMO_OUT) site

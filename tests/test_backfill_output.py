@@ -8,6 +8,7 @@ fail, with the reason, where namespaces are not allowed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -297,9 +298,8 @@ def test_a_manifest_of_the_previous_release_is_adopted(tmp_path: Path) -> None:
         entry = manifest.entry("calls/2024-03-01")
     assert entry is not None
     assert (entry.state, entry.records) == (WindowState.DONE, 5)
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA application_id").fetchone()[0] == 0x56416266
-    db.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x56416266
 
 
 def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:

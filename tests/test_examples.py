@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import importlib.util
 import os
@@ -166,7 +167,7 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def table_ids(db: Path, table: str) -> list[str]:
-    with sqlite3.connect(db) as connection:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
         return [row[0] for row in connection.execute(f"SELECT id FROM {table}")]
 
 
@@ -184,7 +185,7 @@ def test_batches_to_sqlite_writes_one_row_per_record_of_the_range(
 def test_batches_to_sqlite_columns_are_typed(sqlite_db: Path) -> None:
     """Durations are integers, charges exact decimal text, timestamps ISO with the offset."""
     truth = {record["id"]: record for record in demo_records(TO_SQLITE, "calls")}
-    with sqlite3.connect(sqlite_db) as connection:
+    with contextlib.closing(sqlite3.connect(sqlite_db)) as connection:
         rows = connection.execute(
             "SELECT id, typeof(duration_seconds), charges, end_at, extra FROM calls"
         ).fetchall()

@@ -1,3 +1,4 @@
+import contextlib
 import datetime as dt
 import hashlib
 import sqlite3
@@ -164,9 +165,9 @@ def test_verify_finds_stray_missing_and_miscounted_files(
     stray.parent.mkdir()
     stray.write_bytes(b"")
     (tmp_path / "calls" / "date=2024-03-01" / "part-0.jsonl").unlink()
-    with sqlite3.connect(tmp_path / "_manifest.sqlite") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "_manifest.sqlite")) as db:
         db.execute("UPDATE windows SET records = records + 1 WHERE key = 'calls/2024-03-03'")
-    db.close()
+        db.commit()
     found = voiceapi("verify", "--out", str(tmp_path))
     assert found.returncode == 1
     for name, kind in (
@@ -215,12 +216,12 @@ def test_verify_sample_compares_windows_with_the_api(sim: VoiceSimulator, tmp_pa
     fields[2] = "+910000000000"  # call_to: a wrong export, same count
     altered = "\n".join([header, ",".join(fields), rest]).encode()
     target.write_bytes(altered)
-    with sqlite3.connect(tmp_path / "_manifest.sqlite") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "_manifest.sqlite")) as db:
         db.execute(
             "UPDATE windows SET size = ?, checksum = ? WHERE key = 'calls/2024-03-02'",
             (len(altered), hashlib.sha256(altered).hexdigest()),
         )
-    db.close()
+        db.commit()
     assert voiceapi("verify", "--out", str(tmp_path)).returncode == 0
     bad = voiceapi("verify", "--out", str(tmp_path), "--sample", "2", env=env(sim))
     assert bad.returncode == 1, bad.stdout + bad.stderr
@@ -329,18 +330,16 @@ async def test_an_older_manifest_is_migrated_and_checked_by_hash(tmp_path: Path)
     async with run_simulator(token=TOKEN, calls_per_day=20, rate_limit=0) as sim:
         await run(sim, tmp_path)
         good = partitions(tmp_path)
-        db = sqlite3.connect(tmp_path / "_manifest.sqlite")
-        rows = db.execute(
-            "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
-            "attempts, last_error, updated_at FROM windows"
-        ).fetchall()
-        db.close()
+        with contextlib.closing(sqlite3.connect(tmp_path / "_manifest.sqlite")) as db:
+            rows = db.execute(
+                "SELECT key, report, start_at, end_at, state, records, pages, output, checksum, "
+                "attempts, last_error, updated_at FROM windows"
+            ).fetchall()
         (tmp_path / "_manifest.sqlite").unlink()
-        old = sqlite3.connect(tmp_path / "_manifest.sqlite")
-        old.execute(_V1_SCHEMA)
-        old.executemany(f"INSERT INTO windows VALUES ({', '.join('?' * 12)})", rows)
-        old.commit()
-        old.close()
+        with contextlib.closing(sqlite3.connect(tmp_path / "_manifest.sqlite")) as old:
+            old.execute(_V1_SCHEMA)
+            old.executemany(f"INSERT INTO windows VALUES ({', '.join('?' * 12)})", rows)
+            old.commit()
         target = tmp_path / "calls" / "date=2024-03-01" / "part-0.jsonl"
         data = bytearray(target.read_bytes())
         data[-2] = ord("]") if data[-2] != ord("]") else ord("}")
@@ -355,6 +354,5 @@ async def test_an_older_manifest_is_migrated_and_checked_by_hash(tmp_path: Path)
         assert all(e.size == (tmp_path / str(e.output)).stat().st_size for e in manifest.entries())
         assert manifest.settings("calls")["format"] == "jsonl"
         assert verify(tmp_path, manifest).ok
-    assert sqlite3.connect(tmp_path / "_manifest.sqlite").execute(
-        "PRAGMA user_version"
-    ).fetchone() == (3,)
+    with contextlib.closing(sqlite3.connect(tmp_path / "_manifest.sqlite")) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)

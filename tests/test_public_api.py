@@ -14,6 +14,7 @@ EXPECTED = [
     "Call",
     "CallStatus",
     "ClientConfig",
+    "ClientSettings",
     "ClientStats",
     "ConfigError",
     "DateLike",
@@ -47,6 +48,7 @@ EXPECTED = [
     "make_converter",
     "plan_windows",
     "split_window",
+    "to_dict",
 ]
 
 
@@ -86,6 +88,7 @@ EXPORT = [
     "recording_row",
     "row",
     "sort_records",
+    "to_dict",
     "unsigned_url",
 ]
 BACKFILL = [

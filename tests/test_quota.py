@@ -151,18 +151,16 @@ async def test_a_backfill_writes_sparse_days_byte_identical_to_day_by_day_reads(
     async with run_simulator(token=TOKEN, calls_per_day=8, per_page_max=100) as sim:
         windows = plan("calls", "2024-03-01", "2024-03-31", TZ, now=NOW)
         async with client_for(sim) as client:
-            alone = Backfill(
-                client, Manifest(tmp_path / "a.sqlite"), get_format("csv"), tmp_path / "alone"
-            )
-            for window in windows:
-                alone.manifest.register([window])
-                await alone.run_window(window)
+            with Manifest(tmp_path / "a.sqlite") as manifest:
+                alone = Backfill(client, manifest, get_format("csv"), tmp_path / "alone")
+                for window in windows:
+                    alone.manifest.register([window])
+                    await alone.run_window(window)
         before = len(asked(sim))
         async with client_for(sim) as client:
-            together = Backfill(
-                client, Manifest(tmp_path / "b.sqlite"), get_format("csv"), tmp_path / "together"
-            )
-            summary = await together.run(windows)
+            with Manifest(tmp_path / "b.sqlite") as manifest:
+                together = Backfill(client, manifest, get_format("csv"), tmp_path / "together")
+                summary = await together.run(windows)
     assert summary.ok
     assert summary.written == 31
     requests = len(asked(sim)) - before
@@ -235,12 +233,11 @@ async def test_a_day_that_fails_inside_a_multi_day_request_fails_alone(tmp_path:
             rate_limit=0,
             retry=RetryPolicy(attempts=1),
         ) as client:
-            backfill = Backfill(
-                client, Manifest(tmp_path / "m.sqlite"), get_format("csv"), tmp_path / "out"
-            )
-            summary = await backfill.run(windows)
+            with Manifest(tmp_path / "m.sqlite") as manifest:
+                backfill = Backfill(client, manifest, get_format("csv"), tmp_path / "out")
+                summary = await backfill.run(windows)
+                states = {entry.key: entry.state for entry in manifest.entries()}
     assert summary.written == 5
     assert [key for key, _ in summary.failed] == ["calls/2024-03-04"]
-    states = {entry.key: entry.state for entry in backfill.manifest.entries()}
     assert states.pop("calls/2024-03-04") is WindowState.FAILED
     assert set(states.values()) == {WindowState.DONE}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 from urllib.parse import urlsplit
 
 import attrs
@@ -367,3 +367,42 @@ _ENV_SETTINGS: Mapping[str, Any] = {
     "bulk": _flag,
     "rate_window": float,
 }
+
+
+class ClientSettings(TypedDict, total=False):
+    """The :class:`ClientConfig` fields as keyword arguments of ``VoiceClient``.
+
+    Every key is optional here (``base_url``, ``token`` and ``timezone`` are required
+    unless a ``config`` is given); a misspelt or mistyped setting fails type checking::
+
+        settings: ClientSettings = {"base_url": url, "token": token, "timezone": "UTC"}
+        client = VoiceClient(**settings)
+
+    The keys and types are :class:`ClientConfig`'s (the tests keep them in step);
+    ``auth`` also takes the mode's text, as the config converts it.
+    """
+
+    base_url: str
+    token: str
+    timezone: str
+    auth: AuthMode | str
+    per_page: int | None
+    max_per_page: int
+    max_in_flight: int
+    max_windows: int
+    rate_limit: int
+    retry: RetryPolicy
+    connect_timeout: float
+    read_timeout: float
+    attempt_timeout: float
+    deadline: float | None
+    max_response_bytes: int
+    split_pages: int
+    rereads: int
+    max_days: int
+    trust_env: bool
+    user_agent: str
+    audio_max_in_flight: int
+    audio_max_bytes: int
+    audio_timeout: float
+    audio_renewals: int

@@ -51,6 +51,7 @@ from voiceapi_async import (
     VoiceAPIError,
     VoiceClient,
     Window,
+    __version__,
     plan_windows,
 )
 from voiceapi_async.backfill import (
@@ -270,6 +271,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="voiceapi")
 @click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug) to stderr")
 def main(verbose: int) -> None:
     """Export call logs and recordings from the Voice API."""

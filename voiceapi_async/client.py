@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 
@@ -18,7 +18,7 @@ from voiceapi_async._audio import (
     NameFor,
     audio_filename,
 )
-from voiceapi_async._config import ClientConfig
+from voiceapi_async._config import ClientConfig, ClientSettings
 from voiceapi_async._convert import make_converter
 from voiceapi_async._download import StorageClient
 from voiceapi_async._errors import AudioExpiredError, OutOfWindowError
@@ -97,7 +97,8 @@ class VoiceClient:
         session: an aiohttp session to use; the client never closes it.
         trace_configs: aiohttp trace configs, for your own tracing (ignored with ``session``).
         **settings: :class:`ClientConfig` fields, used when ``config`` is not given
-            (or applied on top of it).
+            (or applied on top of it); typed by :class:`ClientSettings`, so a misspelt
+            setting fails type checking.
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class VoiceClient:
         *,
         session: aiohttp.ClientSession | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
-        **settings: Any,
+        **settings: Unpack[ClientSettings],
     ) -> None:
         if config is None:
             config = ClientConfig(**settings)

@@ -55,6 +55,7 @@ __all__ = [
     "recording_row",
     "row",
     "sort_records",
+    "to_dict",
     "unsigned_url",
 ]
 
@@ -228,6 +229,23 @@ def row(record: Record) -> dict[str, Any]:
 def json_row(record: Record) -> dict[str, Any]:
     """Return a record's export row ready for JSON: ISO 8601 timestamps, charges as text."""
     return _jsonable(row(record))
+
+
+def to_dict(record: Record) -> dict[str, Any]:
+    """Return a call or a recording as a JSON-ready dict (also ``voiceapi_async.to_dict``).
+
+    The dict is the record's JSON Lines export row, so it matches what the command
+    and the FastAPI helpers write: keys in :data:`COLUMNS` order, timestamps as ISO
+    8601 text with the account's UTC offset, durations as whole seconds
+    (``duration_seconds``, ``billing_seconds``), charges as decimal text, the raw
+    ``extra`` and ``agent`` JSON as they came, and ``audio`` as the stored object's
+    address without its signature (download with the record's own ``audio``, or
+    ``VoiceClient.download_audio``). ``json.dumps`` and ``orjson.dumps`` take it as it is.
+
+    Raises:
+        TypeError: ``record`` is neither a ``Call`` nor a ``Recording``.
+    """
+    return json_row(record)
 
 
 def sort_records(records: Iterable[Record]) -> list[Record]:

@@ -33,14 +33,14 @@ Outside pytest fixtures, :func:`serve_in_thread` gives the same thread-backed se
 as a context manager.
 
 This module is imported by every pytest session in an environment where the package
-is installed, so it imports only pytest and the standard library itself; the
-simulator is imported when a test first asks for it. Its parent packages still load
-the client (about 0.3 s); ``-p no:voiceapi_async`` skips even that.
+is installed, so it imports only pytest and a few light standard modules, and its
+parent packages load their names lazily: the simulator, aiohttp and asyncio are
+imported when a test first asks for the fixture. ``-p no:voiceapi_async`` skips
+even that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import asyncio
+
     from voiceapi_async.testing._config import SimulatorConfig
     from voiceapi_async.testing._server import VoiceSimulator
 
@@ -79,6 +81,8 @@ def serve_in_thread(
         ValueError: an invalid setting.
         RuntimeError: the server thread did not stop in time.
     """
+    import asyncio
+
     from voiceapi_async.testing._server import run_simulator
 
     started = threading.Event()
