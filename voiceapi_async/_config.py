@@ -390,7 +390,7 @@ class ClientSettings(TypedDict, total=False):
     max_per_page: int
     max_in_flight: int
     max_windows: int
-    rate_limit: int
+    rate_limit: int | None
     retry: RetryPolicy
     connect_timeout: float
     read_timeout: float
@@ -406,3 +406,5 @@ class ClientSettings(TypedDict, total=False):
     audio_max_bytes: int
     audio_timeout: float
     audio_renewals: int
+    bulk: bool
+    rate_window: float
