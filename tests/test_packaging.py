@@ -59,7 +59,7 @@ def test_the_license_file_is_mit_as_the_metadata_says() -> None:
 def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     """``dev`` is a PEP 735 group; the published extras are integrations only."""
     project = PYPROJECT["project"]
-    assert set(project["optional-dependencies"]) == {"cli", "parquet", "fastapi", "bench"}
+    assert set(project["optional-dependencies"]) == {"cli", "parquet", "fastapi", "bench", "dagster"}
     dev = PYPROJECT["dependency-groups"]["dev"]
     assert any(requirement.startswith("pytest>=") for requirement in dev)
     assert not any(requirement.startswith("voiceapi-async") for requirement in dev)
@@ -102,6 +102,7 @@ def test_the_wheel_carries_version_license_urls_and_no_dev_extra(
     assert sorted(metadata.get_all("Provides-Extra") or []) == [
         "bench",
         "cli",
+        "dagster",
         "fastapi",
         "parquet",
     ]
