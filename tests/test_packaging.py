@@ -59,7 +59,13 @@ def test_the_license_file_is_mit_as_the_metadata_says() -> None:
 def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     """``dev`` is a PEP 735 group; the published extras are integrations only."""
     project = PYPROJECT["project"]
-    assert set(project["optional-dependencies"]) == {"cli", "parquet", "fastapi", "bench", "dagster"}
+    assert set(project["optional-dependencies"]) == {
+        "cli",
+        "parquet",
+        "fastapi",
+        "bench",
+        "dagster",
+    }
     dev = PYPROJECT["dependency-groups"]["dev"]
     assert any(requirement.startswith("pytest>=") for requirement in dev)
     assert not any(requirement.startswith("voiceapi-async") for requirement in dev)
