@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
@@ -36,7 +35,7 @@ from voiceapi_async._errors import PagingError
 from voiceapi_async._gate import Admission
 from voiceapi_async._models import Shape, Window
 from voiceapi_async._protocol import PageData, implausible_numbers, next_page, read_rows
-from voiceapi_async._sizing import MAX_PARTS, Outcome, Sizing, Span
+from voiceapi_async._sizing import Outcome, Sizing, Span, parts_for
 from voiceapi_async._windows import split_window
 
 logger = logging.getLogger("voiceapi_async")
@@ -308,14 +307,12 @@ class WindowReader:
 
     def _parts(self, window: Window, first: _Fetched) -> int:
         """Return how many sub-windows ``window`` should be read as (0: read it whole)."""
-        last_page = first.data.numbers.last_page
         if (
             first.following is None
-            or last_page <= self.split_pages
             or (window.end - window.start).total_seconds() < _SHORTEST_SPLIT_SECONDS
         ):
             return 0
-        return min(math.ceil(last_page / self.split_pages), MAX_PARTS)
+        return parts_for(first.data.numbers.last_page, self.split_pages)
 
     async def _read_rest(
         self,

@@ -46,6 +46,13 @@ MAX_PARTS = 16
 """Most parts one split makes; a part that still holds too many pages is split again."""
 
 
+def parts_for(pages: float, split_pages: int) -> int:
+    """The parts a window of ``pages`` pages is read in (0: whole), at most :data:`MAX_PARTS`."""
+    if pages <= split_pages:
+        return 0
+    return min(math.ceil(pages / split_pages), MAX_PARTS)
+
+
 @attrs.frozen
 class Span:
     """One request window and the caller's days it covers.
@@ -142,10 +149,7 @@ class Sizing:
 
     def parts_for(self, expected: float) -> int:
         """The parts a single day of ``expected`` records is read in (0: whole)."""
-        pages = expected / self.page_size
-        if pages <= self.split_pages:
-            return 0
-        return min(math.ceil(pages / self.split_pages), MAX_PARTS)
+        return parts_for(expected / self.page_size, self.split_pages)
 
     def split(self, span: Span) -> list[Span]:
         """Plan ``span``'s days again from what is known now (a span that held too much)."""
