@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -302,30 +302,28 @@ class Backfill:
         self.progress.planned(len(windows), summary.skipped)
         slots = asyncio.Semaphore(self.concurrency)
 
-        def finished(window: Window, result: WindowResult) -> None:
+        async def tally(window: Window, step: Awaitable[WindowResult]) -> None:
+            """Count a window's outcome; a fatal error goes on up."""
+            try:
+                result = await step
+            except FATAL_ERRORS:
+                raise
+            except VoiceAPIError as exc:
+                summary.failed.append((window.key, str(exc)))
+                self.progress.window_failed(window, exc)
+                return
             summary.written += 1
             summary.repaired += window.key in repairs
             summary.records += result.records
             summary.pages += result.pages
             self.progress.window_done(window, result.records)
 
-        def failed(window: Window, exc: VoiceAPIError) -> None:
-            summary.failed.append((window.key, str(exc)))
-            self.progress.window_failed(window, exc)
-
         async def one(window: Window) -> None:
             async with slots:
-                try:
-                    result = await self.run_window(window)
-                except FATAL_ERRORS:
-                    raise
-                except VoiceAPIError as exc:
-                    failed(window, exc)
-                    return
-                finished(window, result)
+                await tally(window, self.run_window(window))
 
         async def stretch(group: asyncio.TaskGroup, days: Sequence[Window]) -> None:
-            left = await self._run_stretch(days, group, slots, finished, failed)
+            left = await self._run_stretch(days, group, slots, tally)
             for window in left:
                 await one(window)
 
@@ -390,8 +388,7 @@ class Backfill:
         days: Sequence[Window],
         group: asyncio.TaskGroup,
         slots: asyncio.Semaphore,
-        finished: Callable[[Window, WindowResult], None],
-        failed: Callable[[Window, VoiceAPIError], None],
+        tally: Callable[[Window, Awaitable[WindowResult]], Awaitable[None]],
     ) -> list[Window]:
         """Read consecutive days in one stream, writing each (in ``group``) once it is whole.
 
@@ -405,15 +402,9 @@ class Backfill:
 
         async def write(window: Window, records: list[Record], pages: int) -> None:
             try:
-                result = await self._finish(window, records, pages)
-            except FATAL_ERRORS:
-                raise
-            except VoiceAPIError as exc:
-                failed(window, exc)
-                return
+                await tally(window, self._finish(window, records, pages))
             finally:
                 slots.release()
-            finished(window, result)
 
         async def hand_over(key: str, records: list[Record], pages: int) -> None:
             await slots.acquire()
