@@ -20,7 +20,7 @@ $(BIN)/python:
 # The dev tools are a dependency group (PEP 735): pip installs groups from 25.1 on.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	$(BIN)/python -m pip install --quiet -e '.[cli,parquet,fastapi,bench,dagster]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[cli,parquet,fastapi,dagster]' --group dev
 	touch $(STAMP)
 
 DEMO_STAMP := $(VENV)/.installed-demo

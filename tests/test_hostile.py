@@ -299,6 +299,20 @@ CAP = 0.05
 
 
 @pytest.mark.asyncio
+async def test_a_value_the_skim_skips_and_json_refuses_fails_typed_at_the_consumer() -> None:
+    """A charge of ``1e999`` passes the first read (ids only): taking the page names it.
+
+    One request: a format error is the server's fault, not worth a retry.
+    """
+    page = orjson.loads(PAGE)
+    body = orjson.dumps(page).replace(b'"charges":', b'"charges":1e999,"was":', 1)
+    async with hostile(answer(body)) as server:
+        with pytest.raises(ResponseFormatError, match="not JSON where it was skimmed"):
+            await fetch_day(server)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("retry_after", "wait"),
     [

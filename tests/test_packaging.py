@@ -63,7 +63,6 @@ def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
         "cli",
         "parquet",
         "fastapi",
-        "bench",
         "dagster",
     }
     dev = PYPROJECT["dependency-groups"]["dev"]
@@ -106,7 +105,6 @@ def test_the_wheel_carries_version_license_urls_and_no_dev_extra(
     assert set(urls) == {"Homepage", "Source", "Issues", "Changelog"}
     assert all(url.startswith("https://") for url in urls.values())
     assert sorted(metadata.get_all("Provides-Extra") or []) == [
-        "bench",
         "cli",
         "dagster",
         "fastapi",

@@ -226,7 +226,7 @@ class Transport:
                 "%s %s -> %d (%d bytes, %.0f ms)", spec.method, safe_url, status, len(body), elapsed
             )
         try:
-            return decipher(status, headers, body, url=url, secrets=self._secrets)
+            return decipher(status, headers, body, url=url, secrets=self._secrets, skimmed=True)
         except RateLimitError:
             self.counts.rate_limited += 1
             raise
