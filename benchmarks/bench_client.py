@@ -350,7 +350,7 @@ def main() -> int:
         "## Memory\n\n" + memory_table(memory),
         "## Verdict\n\n" + verdicts(runs, contenders[0], memory),
     ]
-    packages = ("aiohttp", "orjson", "cattrs", "pendulum", "stamina")
+    packages = ("aiohttp", "orjson", "msgspec", "cattrs", "pendulum", "stamina")
     sharing = "the simulator and the client"
     harness.publish(__doc__, facts, sections, packages=packages, sharing=sharing, quick=args.quick)
     return 0
