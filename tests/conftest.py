@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import aiohttp
 import orjson
 import pytest
 from hypothesis import settings
+
+from voiceapi_async.testing import Observations
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -56,3 +60,26 @@ class EdgeResponse(aiohttp.ClientResponse):
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
+
+
+async def until(condition: Callable[[], bool], *, within: float = 30.0) -> None:
+    """Wait, a loop turn at a time, until ``condition()`` holds (fail after ``within`` s)."""
+    async with asyncio.timeout(within):
+        # The simulator's log has no event to wait on; its state is polled instead.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+
+async def settled(observed: Observations, *, quiet_checks: int = 50) -> int:
+    """Return the report requests seen once none is in flight and none came for a while.
+
+    Only for an upper bound: a late request makes the count larger, never smaller.
+    """
+    seen, quiet = -1, 0
+    async with asyncio.timeout(60):
+        while quiet < quiet_checks:
+            count = len(observed.report_requests())
+            idle = observed.in_flight == 0
+            quiet, seen = (quiet + 1 if idle and count == seen else 0), count
+            await asyncio.sleep(0.01)
+    return seen

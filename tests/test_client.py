@@ -13,6 +13,7 @@ import pendulum
 import pytest
 import pytest_asyncio
 
+from tests.conftest import settled, until
 from voiceapi_async import (
     AuthenticationError,
     Call,
@@ -230,29 +231,6 @@ async def settle(baseline: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
     return other_tasks() - baseline
 
 
-async def until(condition: Callable[[], bool], *, within: float = 30.0) -> None:
-    """Wait, a loop turn at a time, until ``condition()`` holds (fail after ``within`` s)."""
-    async with asyncio.timeout(within):
-        # The simulator's log has no event to wait on; its state is polled instead.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-
-
-async def settled(sim: VoiceSimulator, *, quiet_checks: int = 50) -> int:
-    """Return the report requests seen once none is in flight and none came for a while.
-
-    Only for an upper bound: a late request makes the count larger, never smaller.
-    """
-    seen, quiet = -1, 0
-    async with asyncio.timeout(60):
-        while quiet < quiet_checks:
-            count = len(sim.observed.report_requests())
-            idle = sim.observed.in_flight == 0
-            quiet, seen = (quiet + 1 if idle and count == seen else 0), count
-            await asyncio.sleep(0.01)
-    return seen
-
-
 @pytest.mark.asyncio
 async def test_early_break_stops_all_work(sim: VoiceSimulator) -> None:
     """Breaking out of the loop cancels every in-flight request: no task is left."""
@@ -263,7 +241,7 @@ async def test_early_break_stops_all_work(sim: VoiceSimulator) -> None:
         assert await settle(baseline) == set()
         # Requests arrived so far: answered, or in flight (logged when answered).
         arrived = len(sim.observed.report_requests()) + sim.observed.in_flight
-        assert await settled(sim) <= arrived
+        assert await settled(sim.observed) <= arrived
 
 
 @pytest.mark.asyncio
@@ -315,7 +293,7 @@ async def test_slow_consumer_holds_producers_back(sim: VoiceSimulator) -> None:
             # The producers run ahead until the bound stops them: at least the page
             # budget is asked for, then the requests stop.
             await until(lambda: len(sim.observed.report_requests()) >= budget)
-            fetched = await settled(sim)
+            fetched = await settled(sim.observed)
     # 30 days of ~60 pages each exist. The bound (README, "Limits, retries and memory"):
     # the page budget, the head day's look-ahead (as large), the ready pages per open
     # day, the consumer's queue; then the pages in hand (the merger's and the one the

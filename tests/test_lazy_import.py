@@ -34,12 +34,12 @@ def heavy(modules: set[str]) -> list[str]:
 
 
 def test_importing_the_package_loads_no_dependency() -> None:
-    """``import voiceapi_async`` loads only itself and its version: no aiohttp, no typing."""
+    """``import voiceapi_async`` loads itself, its version and its loader: no aiohttp, no typing."""
     modules = modules_after("import voiceapi_async")
     assert heavy(modules) == []
     added = modules - modules_after("pass")
     ours = {name for name in added if name.partition(".")[0] not in sys.stdlib_module_names}
-    assert sorted(ours) == ["voiceapi_async", "voiceapi_async._version"]
+    assert sorted(ours) == ["voiceapi_async", "voiceapi_async._lazy", "voiceapi_async._version"]
     assert not added & {"typing", "asyncio", "ssl", "decimal", "zoneinfo", "datetime"}
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing's, without importing typing (most of a cold import's cost)
 if TYPE_CHECKING:
-    from typing import Any
-
     from voiceapi_async.testing._cli import serve_command, serve_main
     from voiceapi_async.testing._config import (
         DEFAULT_CALLS_PER_DAY,
@@ -66,23 +64,8 @@ _SOURCES = {
 }
 """The module of each public name, relative to this package."""
 
-
-def _load(name: str) -> Any:
-    """Import a public name's module on first use and keep the name here."""
-    import importlib
-
-    module = _SOURCES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
 if not TYPE_CHECKING:  # pragma: no branch - type checkers see the imports above instead
-    __getattr__ = _load
+    from voiceapi_async._lazy import lazy_names
 
-
-def __dir__() -> list[str]:
-    """List the public names (loaded or not) beside the module's own attributes."""
-    return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_names(__name__, _SOURCES, globals(), __all__)
+    del lazy_names
