@@ -83,6 +83,22 @@ def test_anything_unusual_is_left_to_the_full_parse(body: bytes) -> None:
     assert outcome(200, body, skimmed=True) == outcome(200, body, skimmed=False)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status":"ERR","status":"OK","data":[]}',
+        b'{"status":"OK","status":"ERR","data":[]}',
+        b'{"status":"OK","data":[{"id":"a","id":"b"}]}',
+        b'{"status":"OK","data":[{"id":"a"}],"data":{"data":[{"id":"c"}],"current_page":1}}',
+        b'{"status":"OK","data":{"data":[],"current_page":1,"current_page":2,"last_page":2}}',
+        b'{"status":"OK","data":[],"meta":{"total":1},"meta":{"total":2}}',
+    ],
+)
+def test_a_repeated_key_is_read_as_a_full_parse_reads_it(body: bytes) -> None:
+    """A server that repeats a key gets the last value in both reads (as orjson does)."""
+    assert outcome(200, body, skimmed=True) == outcome(200, body, skimmed=False)
+
+
 def test_integers_a_full_parse_keeps_whole_are_skimmed() -> None:
     """The largest integer orjson reads as one is kept; one more is a float there, so not."""
     assert skim(b'{"status":"OK","data":[],"meta":{"total":18446744073709551615}}') is not None

@@ -2,7 +2,7 @@
 
 Paging needs only these; the rows themselves are read whole when the consumer takes
 them. msgspec reads a typed subset of the document and skips the rest without
-building it, in about a third of the time a full parse takes. :func:`skim` returns
+building it, in about half the time a full parse takes. :func:`skim` returns
 the document as :mod:`voiceapi_async._protocol` would read it, its rows cut down to
 ``{"id": ...}``, or ``None`` for anything but a plain success page: the caller then
 parses the body in full, so every error and every odd shape is handled in one place.
