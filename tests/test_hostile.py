@@ -256,6 +256,30 @@ async def test_a_lying_content_length_below_the_body_is_a_transport_error() -> N
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("br", PAGE),  # not asked for (no Brotli installed), or not Brotli if it is
+        ("zstd", PAGE),
+        ("gzip", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4),  # a gzip header, then junk
+        ("deflate", b"x\x9c" + bytes(range(256)) * 4),
+    ],
+)
+async def test_a_body_that_cannot_be_decompressed_fails_typed_without_retrying(
+    encoding: str, body: bytes
+) -> None:
+    """Corrupt or unasked-for compression is the server's answer, not a hiccup: one request."""
+    async with hostile(answer(body, **{"Content-Encoding": encoding})) as server:
+        with pytest.raises(ResponseFormatError, match="cannot be decompressed") as caught:
+            await fetch_day(server)
+    assert len(server.requests) == 1
+    assert not caught.value.retryable
+    assert encoding in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("encoding", [None, "gzip"])
 async def test_a_body_at_the_limit_is_read_and_one_byte_less_is_refused(
     encoding: str | None,

@@ -20,6 +20,7 @@ import aiohttp
 import attrs
 import stamina
 import yarl
+from aiohttp.http_exceptions import ContentEncodingError
 
 from voiceapi_async._config import ClientConfig
 from voiceapi_async._errors import (
@@ -208,9 +209,17 @@ class Transport:
                     secrets=self._secrets,
                 )
             except aiohttp.ClientError as exc:
-                failure = TransportError(
-                    f"{type(exc).__name__}: {exc}", url=url, secrets=self._secrets
-                )
+                if (reason := _undecodable(exc)) is not None:
+                    # Corrupt or unasked-for compression: the same request gets the same body.
+                    failure = ResponseFormatError(
+                        f"response body cannot be decompressed ({reason})",
+                        url=url,
+                        secrets=self._secrets,
+                    )
+                else:
+                    failure = TransportError(
+                        f"{type(exc).__name__}: {exc}", url=url, secrets=self._secrets
+                    )
             finally:
                 if ticket is not None and self._pacer is not None:
                     self._pacer.abandoned(ticket)
@@ -286,6 +295,18 @@ class Transport:
             body=start,
             secrets=self._secrets,
         )
+
+
+def _undecodable(exc: BaseException) -> str | None:
+    """Return aiohttp's reason when ``exc`` comes from a body it could not decompress."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # aiohttp wraps it twice at most; a cycle must not hang
+        if cause is None:
+            break
+        if isinstance(cause, ContentEncodingError):
+            return str(cause.message)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _pacer(config: ClientConfig) -> Pacer | None:
