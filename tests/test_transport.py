@@ -5,6 +5,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp.http_exceptions import ContentEncodingError
 from aioresponses import aioresponses
 
 from tests.conftest import EdgeResponse, fixture_bytes, one_day
@@ -18,6 +19,7 @@ from voiceapi_async import (
     ValidationError,
     VoiceClient,
 )
+from voiceapi_async._transport import _undecodable
 
 BASE = "https://portal.example.test/api/v2/"
 CALLS = re.compile(r"^https://portal\.example\.test/api/v2/voice/calls\?.*$")
@@ -233,3 +235,17 @@ async def test_a_transport_error_carries_no_aiohttp_exception_along() -> None:
                 await voice.calls("2024-03-05", "2024-03-05").collect()
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+def test_an_undecodable_body_is_found_however_aiohttp_wraps_it() -> None:
+    """Aiohttp's decoding failure is found down the chain; a cycle of other errors ends."""
+    inner = ContentEncodingError("Can not decode content-encoding: gzip")
+    wrapper = aiohttp.ClientPayloadError("Response payload is not completed")
+    wrapper.__cause__ = inner
+    outer = aiohttp.ClientResponseError(None, (), message="wrapped")  # type: ignore[arg-type]
+    outer.__cause__ = wrapper
+    assert _undecodable(outer) == "Can not decode content-encoding: gzip"
+    first, second = aiohttp.ClientError("a"), aiohttp.ClientError("b")
+    first.__context__, second.__context__ = second, first
+    assert _undecodable(first) is None
+    assert _undecodable(aiohttp.ClientConnectionError("reset")) is None
